@@ -1,0 +1,26 @@
+"""CAMscope: the frame. Page config, the shared sidebar (image, model, device), the page router."""
+import streamlit as st
+
+from ui import state, widgets
+from ui.errors import shown_as_error
+
+st.set_page_config(page_title="CAMscope", page_icon=":material/center_focus_strong:", layout="wide")
+state.init_state()
+
+errors: list[str] = []
+image, image_sha, image_name, model = None, "", "", None
+with st.sidebar:
+    st.header("CAMscope")
+    with shown_as_error():
+        image, image_sha, image_name = widgets.image_picker(errors)
+        model = widgets.model_picker(errors)
+for message in errors:  # in the main area, where they are seen; the pages say what is missing
+    st.error(message)
+st.session_state[state.SELECTION] = state.Selection(image, image_sha, image_name, model)
+
+page = st.navigation([
+    st.Page("app_pages/compare.py", title="Compare methods", icon=":material/compare:", default=True),
+    st.Page("app_pages/model.py", title="Layers & model", icon=":material/layers:"),
+])
+with shown_as_error():
+    page.run()

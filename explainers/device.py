@@ -1,0 +1,35 @@
+"""Which torch device the engine uses: CUDA, else MPS, else CPU; CAMSCOPE_DEVICE overrides."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .errors import ExplainerError
+
+DEVICE_ENV = "CAMSCOPE_DEVICE"
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """Return the device to run on.
+
+    Args:
+        requested: "cpu", "cuda", "cuda:1", "mps" or None. None reads the
+            ``CAMSCOPE_DEVICE`` environment variable, then picks the best available.
+    """
+    name = requested or os.environ.get(DEVICE_ENV) or ""
+    if not name:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ExplainerError(f"Unknown device {name!r}: use cpu, cuda or mps.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ExplainerError(f"Device {name!r} was asked for but no CUDA GPU is available here.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ExplainerError("Device 'mps' was asked for but Apple's MPS is not available here.")
+    return device

@@ -1,0 +1,96 @@
+"""The method registry: every CAM method CAMscope offers, as data.
+
+A method is one entry here. ``kind`` says how the engine computes it:
+  "shared"  : from the target layer's activations and gradients of ONE shared
+              forward/backward pass (pytorch-grad-cam's ``get_cam_image`` math).
+  "model"   : needs extra passes through the model (run on a private clone).
+  "guided"  : Guided Backprop and Guided Grad-CAM (input-gradient methods).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pytorch_grad_cam as pgc
+
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    key: str  # registry key, e.g. "gradcam++"
+    display_name: str  # "Grad-CAM++"
+    description: str  # one line
+    cost: str  # "one pass" or "N passes (...)"
+    paper: str  # reference
+    kind: str  # "shared" | "model" | "guided"
+    library_class: Optional[type] = None  # the pytorch-grad-cam class whose math we use
+    uses_gradients: bool = True
+    slow: bool = False  # opt-in in the app: many forward passes
+
+
+METHODS: Registry[MethodSpec] = Registry("method")
+
+
+def _add(key: str, display_name: str, description: str, cost: str, paper: str, kind: str,
+         library_class: Optional[type] = None, uses_gradients: bool = True, slow: bool = False) -> None:
+    METHODS.add(key, MethodSpec(key, display_name, description, cost, paper, kind, library_class,
+                                uses_gradients, slow))
+
+
+ONE_PASS = "one pass (shared with the other one-pass methods)"
+_add("gradcam", "Grad-CAM", "Channels weighted by their spatially averaged gradient.", ONE_PASS,
+     "Selvaraju et al., ICCV 2017, arXiv:1610.02391", "shared", pgc.GradCAM)
+_add("hirescam", "HiResCAM", "Element-wise gradient x activation, summed over channels; provably faithful.",
+     ONE_PASS, "Draelos & Carin, 2020, arXiv:2011.08891", "shared", pgc.HiResCAM)
+_add("gradcam_elementwise", "Grad-CAM Element-Wise", "Like HiResCAM but with a ReLU on each gradient x activation term.",
+     ONE_PASS, "pytorch-grad-cam (Gildenblat), 2021", "shared", pgc.GradCAMElementWise)
+_add("gradcam++", "Grad-CAM++", "Weights from positive second-order gradients; better for several objects.",
+     ONE_PASS, "Chattopadhyay et al., WACV 2018, arXiv:1710.11063", "shared", pgc.GradCAMPlusPlus)
+_add("xgradcam", "XGrad-CAM", "Gradients weighted by normalized activations (axiom-based).", ONE_PASS,
+     "Fu et al., BMVC 2020, arXiv:2008.02312", "shared", pgc.XGradCAM)
+_add("layercam", "LayerCAM", "Positive gradients x activations per location; sharper at early layers.", ONE_PASS,
+     "Jiang et al., IEEE TIP 2021, doi:10.1109/TIP.2021.3089943", "shared", pgc.LayerCAM)
+_add("eigencam", "EigenCAM", "First principal component of the activations; class-agnostic, no gradients.",
+     ONE_PASS, "Muhammad & Yeasin, IJCNN 2020, arXiv:2008.00299", "shared", pgc.EigenCAM, uses_gradients=False)
+_add("eigengradcam", "EigenGrad-CAM", "First principal component of gradient x activation; class-specific.",
+     ONE_PASS, "pytorch-grad-cam, after Muhammad & Yeasin 2020", "shared", pgc.EigenGradCAM)
+_add("kpcacam", "KPCA-CAM", "First kernel-PCA component of the activations; class-agnostic.", ONE_PASS,
+     "Karmani et al., 2024, arXiv:2410.00267", "shared", pgc.KPCA_CAM, uses_gradients=False)
+_add("fem", "FEM", "Feature Explanation Method: channels weighted by their share of k-sigma outliers.",
+     ONE_PASS, "Fuad et al., IPTA 2020, hal-02963298", "shared", pgc.FEM, uses_gradients=False)
+_add("scorecam", "Score-CAM", "Each channel masks the input; weights are the softmaxed class scores.",
+     "N passes (one per channel, batched)", "Wang et al., CVPR-W 2020, arXiv:1910.01279", "model",
+     pgc.ScoreCAM, uses_gradients=False, slow=True)
+_add("ablationcam", "Ablation-CAM", "Each channel is zeroed in turn; weights are the relative score drops.",
+     "N passes (one per channel, batched)", "Desai & Ramaswamy, WACV 2020", "model", pgc.AblationCAM,
+     uses_gradients=False, slow=True)
+_add("fullgrad", "FullGrad", "Input gradients plus bias gradients of every layer; ignores the chosen layer.",
+     "one forward + full backward through all layers", "Srinivas & Fleuret, NeurIPS 2019, arXiv:1905.00780",
+     "model", pgc.FullGrad, slow=True)
+_add("shapleycam", "ShapleyCAM", "Gradient and Hessian-vector product (Shapley value approximation).",
+     "one forward + second-order backward", "Cai et al., 2025, arXiv:2501.06261", "model", pgc.ShapleyCAM,
+     slow=True)
+_add("finercam", "Finer-CAM", "Grad-CAM of the class minus its most similar classes: fine-grained differences.",
+     "one forward + backward per compared class", "Zhang et al., CVPR 2025, arXiv:2501.11309", "model",
+     pgc.FinerCAM, slow=True)
+_add("guided_backprop", "Guided Backprop", "Input gradient with negative gradients stopped at every ReLU.",
+     "one forward + full backward", "Springenberg et al., ICLR-W 2015, arXiv:1412.6806", "guided",
+     pgc.GuidedBackpropReLUModel)
+_add("guided_gradcam", "Guided Grad-CAM", "Guided Backprop multiplied by the Grad-CAM map.",
+     "one forward + full backward, plus the shared pass", "Selvaraju et al., ICCV 2017", "guided")
+
+
+def resolve_method(name: str) -> MethodSpec:
+    """Find a method by key or display name (case-insensitive)."""
+    from ..errors import MethodError
+
+    wanted = name.strip().lower()
+    for key, spec in METHODS.items():
+        if wanted in (key, spec.display_name.lower(), spec.display_name.lower().replace("-", "")):
+            return spec
+    raise MethodError(f"Unknown method {name!r}. Known methods: {', '.join(METHODS)}.")
+
+
+def list_methods() -> list[MethodSpec]:
+    return [spec for _, spec in METHODS.items()]

@@ -1,0 +1,113 @@
+"""What a model is to CAMscope: its spec (how to build it) and, once loaded, the module."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from PIL import Image
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
+             "nearest": Image.Resampling.NEAREST}
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an image becomes the model's input: the WHOLE image resized (no crop), then normalized."""
+
+    input_size: tuple[int, int] = (224, 224)  # (height, width)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bicubic"
+
+    def resize(self, image: Image.Image) -> Image.Image:
+        """The image as the model sees it (before normalization), RGB."""
+        h, w = self.input_size
+        return image.convert("RGB").resize((w, h), _RESAMPLE[self.interpolation])
+
+    def to_tensor(self, image: Image.Image) -> torch.Tensor:
+        """(1, 3, H, W) float32 tensor on the CPU."""
+        array = np.asarray(self.resize(image), dtype=np.float32) / 255.0  # (H, W, 3)
+        array = (array - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return torch.from_numpy(array.transpose(2, 0, 1).copy()).unsqueeze(0)
+
+    def as_dict(self) -> dict:
+        return {"input_size": list(self.input_size), "mean": list(self.mean), "std": list(self.std),
+                "interpolation": self.interpolation, "crop": "none (whole image resized)"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build one model. Registered in ``explainers.models.MODELS``.
+
+    ``build(random_weights)`` returns the module with its weights loaded (or left
+    random only when ``random_weights`` is True); it raises ModelError with a clear
+    message when weights are missing.
+    """
+
+    name: str  # registry key, e.g. "efficientnet_lite0"
+    display_name: str
+    architecture: str  # e.g. "timm/efficientnet_lite0", "torchvision/resnet50"
+    build: Callable[[bool], torch.nn.Module]
+    categories: Callable[[], list[str]]  # class names, index order
+    target_layer: str  # recommended layer (module name)
+    preprocessing: Preprocessing = Preprocessing()
+    reshape_transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+    source: str = "torchvision"  # "embedded" | "torchvision" | "user"
+    weights_file: Optional[str] = None  # where the weights live (or will live)
+    weights_available: Callable[[], bool] = lambda: True
+    description: str = ""
+
+
+@dataclass
+class LoadedModel:
+    """A built model in eval mode on its device, with what explaining it needs."""
+
+    spec: ModelSpec
+    module: torch.nn.Module
+    device: torch.device
+    categories: list[str]
+    weights_sha256: Optional[str] = None  # of the weights file, when there is one
+    random_weights: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return self.spec.preprocessing
+
+    @property
+    def target_layer(self) -> str:
+        return self.spec.target_layer
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.categories)
+
+
+def sha256_of_file(path: str, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def wrap_module(module: torch.nn.Module, categories: list[str], target_layer: str, name: str = "custom",
+                preprocessing: Preprocessing = Preprocessing(), reshape_transform=None,
+                device: str | torch.device = "cpu") -> LoadedModel:
+    """A LoadedModel around a module you built yourself (tests, notebooks)."""
+    spec = ModelSpec(name=name, display_name=name, architecture=type(module).__name__,
+                     build=lambda _random: module, categories=lambda: list(categories),
+                     target_layer=target_layer, preprocessing=preprocessing,
+                     reshape_transform=reshape_transform, source="python")
+    device = torch.device(device)
+    return LoadedModel(spec=spec, module=module.to(device).eval(), device=device, categories=list(categories))

@@ -1,0 +1,181 @@
+"""Rendering: pure functions from an image and a map to RGB arrays. No torch here.
+
+A rendering change (opacity, colormap, shared scale) never recomputes a map: these
+functions take the maps the engine already returned.
+"""
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import cv2
+import matplotlib
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .errors import ExplainerError
+
+_EPS = 1e-7  # same epsilon as pytorch-grad-cam's scale_cam_image
+
+
+def _colormap(name: str):
+    try:
+        return matplotlib.colormaps[name]
+    except KeyError:
+        examples = "jet, turbo, viridis, inferno, magma, plasma, gray"
+        raise ExplainerError(f"Unknown colormap {name!r}: use a matplotlib colormap name such as {examples}.") from None
+
+
+def colorize(cam: np.ndarray, colormap: str = "jet") -> np.ndarray:
+    """Color a map with a matplotlib colormap.
+
+    Args:
+        cam: (H, W) values in [0, 1]; NaN counts as 0, values outside are clipped.
+        colormap: any name in ``matplotlib.colormaps``.
+
+    Returns:
+        (H, W, 3) uint8 RGB.
+    """
+    cam = np.asarray(cam, dtype=np.float64)
+    if cam.ndim != 2:
+        raise ExplainerError(f"A map must be two-dimensional (height x width); this one has shape {cam.shape}.")
+    cmap = _colormap(colormap)
+    values = np.clip(np.nan_to_num(cam, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    rgba = cmap(values, bytes=True)  # (H, W, 4) uint8, matplotlib's own quantization
+    return np.ascontiguousarray(rgba[..., :3])
+
+
+def _as_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = np.stack([array] * 3, axis=-1)
+    elif array.ndim == 3 and array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    elif array.ndim == 3 and array.shape[2] == 4:
+        array = array[..., :3]
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ExplainerError(f"An image must be (height, width, 3) RGB; this one has shape {array.shape}.")
+    if array.dtype != np.uint8:
+        # Float images are taken as [0, 1] (matplotlib's convention).
+        scale = 255.0 if np.issubdtype(array.dtype, np.floating) else 1.0
+        array = np.clip(np.rint(array.astype(np.float64) * scale), 0, 255).astype(np.uint8)
+    return array
+
+
+def overlay(image: Image.Image | np.ndarray, cam: np.ndarray, opacity: float = 0.5,
+            colormap: str = "jet") -> np.ndarray:
+    """Blend a colored map over an image.
+
+    Args:
+        image: PIL image or (H, W[, 3]) array; grayscale is turned into RGB.
+        cam: (h, w) map in [0, 1]; resized bilinearly to the image's (H, W) when it differs.
+        opacity: weight of the heatmap, in [0, 1]: 0 gives the image, 1 the heatmap.
+        colormap: matplotlib colormap name.
+
+    Returns:
+        (H, W, 3) uint8 RGB, ``(1 - opacity) * image + opacity * colorize(cam)`` rounded.
+    """
+    if not 0.0 <= float(opacity) <= 1.0:
+        raise ExplainerError(f"Opacity must be between 0 and 1; got {opacity}.")
+    rgb = _as_rgb_array(image)
+    cam = np.asarray(cam, dtype=np.float32)
+    if cam.ndim != 2:
+        raise ExplainerError(f"A map must be two-dimensional (height x width); this one has shape {cam.shape}.")
+    if cam.shape != rgb.shape[:2]:
+        cam = upsample(cam, rgb.shape[:2])
+    heat = colorize(cam, colormap)
+    if opacity == 0.0:
+        return rgb.copy()
+    if opacity == 1.0:
+        return heat
+    blended = (1.0 - opacity) * rgb.astype(np.float64) + opacity * heat.astype(np.float64)
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+def upsample(raw: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a map bilinearly, without normalizing it.
+
+    Args:
+        raw: (h, w) map.
+        size: (height, width) wanted.
+
+    Returns:
+        (height, width) float32.
+    """
+    height, width = int(size[0]), int(size[1])
+    if height <= 0 or width <= 0:
+        raise ExplainerError(f"A map can only be resized to a positive size; got {size}.")
+    raw = np.asarray(raw, dtype=np.float32)
+    if raw.ndim != 2:
+        raise ExplainerError(f"A map must be two-dimensional (height x width); this one has shape {raw.shape}.")
+    if raw.shape == (height, width):
+        return raw.copy()
+    return cv2.resize(raw, (width, height), interpolation=cv2.INTER_LINEAR)  # cv2 takes (w, h)
+
+
+def normalize_maps(raws: Sequence[np.ndarray], size: tuple[int, int], shared: bool = False) -> list[np.ndarray]:
+    """Upsample maps to one size and scale them to [0, 1].
+
+    Args:
+        raws: maps at layer resolution (``CamResult.raw``), not normalized.
+        size: (height, width) of the output maps.
+        shared: False scales each map by its own min..max (pytorch-grad-cam's
+            ``scale_cam_image``); True scales all by one min..max over the set, so a
+            weaker map stays weaker.
+
+    Returns:
+        One (height, width) float32 map per input, values in [0, 1].
+    """
+    maps = [upsample(np.nan_to_num(np.asarray(r, dtype=np.float32)), size) for r in raws]
+    if not maps:
+        return []
+    if shared:
+        low = min(float(m.min()) for m in maps)
+        high = max(float(m.max()) for m in maps)
+        return [_scale(m, low, high) for m in maps]
+    return [_scale(m, float(m.min()), float(m.max())) for m in maps]
+
+
+def _scale(m: np.ndarray, low: float, high: float) -> np.ndarray:
+    # range first, then epsilon (as scale_cam_image does), so a constant map gives 0, not 0/0
+    return ((m - low) / (_EPS + (high - low))).astype(np.float32)
+
+
+def side_by_side(images: list[np.ndarray], labels: list[str], columns: int = 4, caption_height: int = 18,
+                 background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """Tile RGB images in a grid, each with a caption above it (PIL's default font).
+
+    Args:
+        images: (H, W, 3) uint8 arrays; each cell is as large as the largest image.
+        labels: one caption per image.
+        columns: cells per row.
+
+    Returns:
+        (rows * (cell_h + caption_height), columns * cell_w, 3) uint8.
+    """
+    if len(images) != len(labels):
+        raise ExplainerError(f"Got {len(images)} images but {len(labels)} captions; give one caption per image.")
+    if not images:
+        raise ExplainerError("There are no images to put side by side.")
+    arrays = [_as_rgb_array(i) for i in images]
+    cell_h = max(a.shape[0] for a in arrays)
+    cell_w = max(a.shape[1] for a in arrays)
+    columns = max(1, min(columns, len(arrays)))
+    rows = -(-len(arrays) // columns)
+    canvas = Image.new("RGB", (columns * cell_w, rows * (cell_h + caption_height)), background)
+    draw = ImageDraw.Draw(canvas)
+    for i, (array, label) in enumerate(zip(arrays, labels)):
+        x, y = (i % columns) * cell_w, (i // columns) * (cell_h + caption_height)
+        draw.text((x + 2, y + 2), label, fill=(0, 0, 0))
+        canvas.paste(Image.fromarray(array), (x, y + caption_height))
+    return np.asarray(canvas)
+
+
+def to_png_bytes(array: np.ndarray | Image.Image) -> bytes:
+    """Encode an RGB (or grayscale) uint8 array as PNG, without metadata."""
+    image = array if isinstance(array, Image.Image) else Image.fromarray(np.asarray(array))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,123 @@
+"""One real-browser test: `streamlit run app.py`, headless Debian Chromium via Playwright, an upload.
+
+Never downloads a browser: it uses /usr/bin/chromium (CI installs it with apt).
+Set CAMSCOPE_SCREENSHOT=1 to also copy the screenshot to docs/compare.png for the README.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+METHOD_NAMES = ["Grad-CAM", "Grad-CAM++", "XGrad-CAM", "HiResCAM", "LayerCAM", "EigenCAM"]  # the page's default
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
+                                                              "(apt-get install -y chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError("streamlit did not answer its health check in time")
+
+
+@pytest.fixture
+def server_url(tmp_path):
+    port = free_port()
+    env = {**os.environ, "CAMSCOPE_DEVICE": "cpu"}
+    log = open(tmp_path / "streamlit.log", "wb")
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                               "--server.address", "127.0.0.1", "--server.headless", "true"],
+                              cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, server)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def test_upload_shows_every_heatmap(server_url, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    upload = tmp_path / "upload_cat.png"
+    Image.open(ROOT / "assets" / "samples" / "cat.jpg").save(upload)
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(accept_downloads=True, viewport={"width": 1400, "height": 1350})
+            page.goto(server_url)
+            sidebar = page.get_by_test_id("stSidebar")
+            sidebar.get_by_test_id("stRadioOption").filter(has_text="Upload").click()
+            with page.expect_file_chooser(timeout=60_000) as chooser:
+                sidebar.get_by_test_id("stFileUploaderDropzone").get_by_test_id("stBaseButton-secondary").click()
+            chooser.value.set_files(str(upload))
+
+            page.get_by_text("As uploaded: upload_cat.png", exact=False).wait_for(timeout=180_000)
+            for name in METHOD_NAMES:
+                caption = page.get_by_test_id("stImageCaption").filter(has_text=re.compile(rf"^{re.escape(name)} · "))
+                caption.first.wait_for(timeout=180_000)
+            for widget in ("stSlider", "stMultiSelect", "stDownloadButton"):  # drawn lazily: wait for the real ones
+                page.get_by_test_id(widget).first.wait_for(state="visible", timeout=60_000)
+            page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=180_000)
+            page.wait_for_load_state("networkidle")
+            captions = page.get_by_test_id("stImageCaption").all_inner_texts()
+            panels = [c for c in captions if re.match(r"^.+ · \d+\.\d\d s$", c)]
+            assert [p.split(" · ")[0] for p in panels] == METHOD_NAMES
+            images = page.locator('[data-testid="stImage"] img')
+            loaded = images.evaluate_all("els => els.filter(e => e.complete && e.naturalWidth > 0).length")
+            assert loaded >= 2 + 1 + len(METHOD_NAMES)  # as uploaded, as seen, original, one per method
+            assert page.get_by_test_id("stException").count() == 0
+            assert page.get_by_test_id("stAlertContentError").count() == 0
+
+            with page.expect_download(timeout=120_000) as download:
+                page.get_by_test_id("stDownloadButton").filter(has_text="Everything").click()
+            with zipfile.ZipFile(download.value.path()) as archive:
+                settings = json.loads(archive.read("settings.json"))
+                assert len([n for n in archive.namelist() if n.endswith("/map.npy")]) == len(METHOD_NAMES)
+            assert settings["model"]["name"] == "efficientnet_lite0"
+            assert settings["image"]["name"] == "upload_cat.png"
+            assert [m["name"] for m in settings["methods"]] == METHOD_NAMES
+
+            shot = tmp_path / "compare.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+            if os.environ.get("CAMSCOPE_SCREENSHOT"):
+                (ROOT / "docs").mkdir(exist_ok=True)
+                shutil.copyfile(shot, ROOT / "docs" / "compare.png")
+        finally:
+            browser.close()

@@ -1,0 +1,1 @@
+"""Streamlit glue for the app: state keys, cached loaders, shared widgets and panels."""

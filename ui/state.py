@@ -1,0 +1,88 @@
+"""Session-state keys, defaults and the current selection shared by the pages.
+
+Keys are namespaced per place (``sidebar_``, ``compare_``) so pages never clash.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import streamlit as st
+from PIL import Image
+
+from explainers.models.spec import LoadedModel
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets" / "samples"
+GALLERY: dict[str, str] = {  # title -> file in assets/samples (licences in assets/README.md)
+    "Cat (Chelsea)": "cat.jpg",
+    "Coffee": "coffee.jpg",
+    "Astronaut": "astronaut.jpg",
+    "Rocket launch": "rocket.jpg",
+    "Photographer": "camera.jpg",
+    "Hubble deep field": "hubble.jpg",
+    "Retina": "retina.jpg",
+}
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff"]
+DEFAULT_MODEL = "efficientnet_lite0"
+SOURCES = ["Gallery", "Upload", "Camera"]
+
+# Sidebar widgets (rendered on every run by app.py, so they survive page switches).
+SOURCE = "sidebar_source"
+GALLERY_CHOICE = "sidebar_gallery"
+UPLOAD = "sidebar_upload"
+CAMERA = "sidebar_camera"
+MODEL = "sidebar_model"
+
+# Compare page widgets.
+CLASS_SELECT = "compare_class_select"
+CLASS_INDEX = "compare_class_index"
+CLASS_CONTEXT = "compare_class_context"  # (model, image) the class was last defaulted for
+LAYER = "compare_layer"
+LAYER_MODEL = "compare_layer_model"  # the model the layer was last defaulted for
+METHODS = "compare_methods"
+SLOW_ON = "compare_slow_on"
+SLOW_METHODS = "compare_slow_methods"
+OPACITY = "compare_opacity"
+COLORMAP = "compare_colormap"
+SHARED_SCALE = "compare_shared_scale"
+FOCUS = "compare_focus"
+RUN_SLOW = "compare_run_slow"
+
+DEFAULT_METHODS = ["gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam"]
+COLORMAPS = ["jet", "turbo", "viridis", "inferno", "magma", "plasma", "gray"]
+DEFAULTS: dict[str, object] = {
+    SOURCE: "Gallery", GALLERY_CHOICE: "Cat (Chelsea)", MODEL: DEFAULT_MODEL,
+    METHODS: DEFAULT_METHODS, SLOW_ON: False, SLOW_METHODS: [],
+    OPACITY: 0.5, COLORMAP: "jet", SHARED_SCALE: False,
+}
+# Page widgets whose value must survive a visit to another page (Streamlit drops
+# the state of widgets that were not drawn in a run unless it is re-assigned).
+PERSISTENT = [CLASS_SELECT, CLASS_INDEX, LAYER, METHODS, SLOW_ON, SLOW_METHODS, OPACITY,
+              COLORMAP, SHARED_SCALE, FOCUS]
+SELECTION = "_selection"
+
+
+@dataclass
+class Selection:
+    """What the sidebar chose this run: the image and the loaded model (either may be missing)."""
+
+    image: Optional[Image.Image] = None
+    image_sha256: str = ""
+    image_name: str = ""
+    model: Optional[LoadedModel] = None
+
+
+def init_state() -> None:
+    """Set defaults once and keep page widgets' values across page switches."""
+    for key, value in DEFAULTS.items():
+        if key not in st.session_state:
+            st.session_state[key] = list(value) if isinstance(value, list) else value
+    for key in PERSISTENT:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+def selection() -> Selection:
+    """The current selection (set by the sidebar earlier in this run)."""
+    return st.session_state.get(SELECTION) or Selection()
