@@ -27,3 +27,7 @@ class TargetError(ExplainerError):
 
 class ImageError(ExplainerError):
     """An image cannot be read or decoded."""
+
+
+class EvaluationError(ExplainerError):
+    """A map, a ground truth or an evaluation setting is malformed."""

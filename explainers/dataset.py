@@ -1,0 +1,285 @@
+"""Labelled image sets in ImageFolder layout (``class_name/*.jpg``), from a folder or a zip.
+
+Reading is defensive because the zip comes from a browser upload: nothing is
+unpacked to disk (members are read in memory), an entry that points outside the
+archive (``../``, an absolute path, a symbolic link) refuses the whole archive, and
+limits on the file count and the total uncompressed size refuse zip bombs before
+anything is decompressed. Files that are not images are decoded later, one by one,
+and become listed skips, never a failure of the whole set.
+
+Example:
+    >>> data = read_dataset("pets.zip")
+    >>> labels = map_folders(data.folders, model.categories)  # {"tabby": 281, ...}
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import stat
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Mapping, Sequence, Union
+
+from .errors import ExplainerError
+
+DatasetSource = Union[str, Path, bytes, bytearray, BinaryIO]
+IGNORED_DIRS = {"__MACOSX"}  # macOS archive metadata, not images
+IGNORED_FILES = {"Thumbs.db", "desktop.ini"}
+
+
+class DatasetError(ExplainerError):
+    """A dataset cannot be read, is unsafe, too large, or its folders do not match the model's classes."""
+
+
+@dataclass(frozen=True)
+class DatasetLimits:
+    """What a dataset may hold at most (checked before anything is decompressed)."""
+
+    max_files: int = 5000
+    max_total_bytes: int = 500 * 1024 * 1024  # uncompressed
+
+
+@dataclass(frozen=True)
+class DatasetFile:
+    """One file of the set, read into memory."""
+
+    path: str  # relative POSIX path inside the set, e.g. "tabby/0001.jpg"
+    folder: str  # the class folder, e.g. "tabby"
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A file left out of the set, with the reason in plain words."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class Dataset:
+    """The files of a labelled set, grouped by class folder."""
+
+    name: str
+    files: list[DatasetFile]
+    skipped: list[Skip] = field(default_factory=list)
+
+    @property
+    def folders(self) -> list[str]:
+        """The class folders that hold at least one file, sorted (ImageFolder's order)."""
+        return sorted({f.folder for f in self.files})
+
+
+def read_dataset(source: DatasetSource, limits: DatasetLimits = DatasetLimits(), name: str = "") -> Dataset:
+    """Read a folder or a zip in ImageFolder layout into memory.
+
+    Args:
+        source: a folder path, a ``.zip`` path, the zip's bytes, or a binary file object.
+        limits: most files and most uncompressed bytes; over either, the set is refused.
+        name: a name to show (default: the folder or file name).
+
+    Returns:
+        A Dataset; files outside any class folder and symbolic links in a folder are in ``skipped``.
+
+    Raises:
+        DatasetError: not a folder or zip, an unsafe entry, over the limits, or no files at all.
+    """
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if path.is_dir():
+            return _from_folder(path, limits, name or path.name)
+        if not path.is_file():
+            raise DatasetError(f"There is no folder or zip file at {str(path)!r}.")
+        with open(path, "rb") as handle:
+            return _from_zip(handle, limits, name or path.name)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _from_zip(io.BytesIO(bytes(source)), limits, name or "upload.zip")
+    if hasattr(source, "read"):
+        if hasattr(source, "seek"):
+            source.seek(0)
+        return _from_zip(source, limits, name or getattr(source, "name", "upload.zip"))
+    raise DatasetError(f"Cannot read a dataset from a {type(source).__name__}; give a folder, a zip file or its bytes.")
+
+
+def _ignored(parts: Sequence[str]) -> bool:
+    return any(p in IGNORED_DIRS or p.startswith(".") for p in parts) or parts[-1] in IGNORED_FILES
+
+
+def _too_many(count: int, limits: DatasetLimits) -> DatasetError:
+    return DatasetError(f"The dataset holds {count} files; at most {limits.max_files} are accepted.")
+
+
+def _too_large(total: int, limits: DatasetLimits) -> DatasetError:
+    return DatasetError(f"The dataset unpacks to {total / 2**20:.1f} MB; at most "
+                        f"{limits.max_total_bytes / 2**20:.1f} MB are accepted.")
+
+
+def _unsafe(name: str) -> DatasetError:
+    return DatasetError(f"The zip was refused: its entry {name!r} points outside the archive's folder "
+                        "(absolute path, '..' or a link).")
+
+
+def _safe_parts(name: str) -> tuple[str, ...]:
+    """A zip entry's path parts; refuses absolute paths, drive letters and '..'."""
+    text = name.replace("\\", "/")  # archives made on Windows may use backslashes
+    if text.startswith("/") or re.match(r"^[A-Za-z]:", text):
+        raise _unsafe(name)
+    parts = tuple(p for p in text.split("/") if p not in ("", "."))
+    if any(p == ".." for p in parts):
+        raise _unsafe(name)
+    return parts
+
+
+def _from_zip(handle: BinaryIO, limits: DatasetLimits, name: str) -> Dataset:
+    try:
+        archive = zipfile.ZipFile(handle)
+    except (zipfile.BadZipFile, OSError, EOFError):
+        raise DatasetError(f"{name} is not a zip file (or it is damaged); upload a .zip in ImageFolder layout.") from None
+    with archive:
+        members: list[tuple[tuple[str, ...], zipfile.ZipInfo]] = []
+        for info in archive.infolist():
+            parts = _safe_parts(info.filename)  # every entry is checked, directories too
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise _unsafe(info.filename)
+            if info.is_dir() or not parts or _ignored(parts):
+                continue
+            members.append((parts, info))
+        if len(members) > limits.max_files:
+            raise _too_many(len(members), limits)
+        total = sum(info.file_size for _, info in members)  # declared sizes: nothing decompressed yet
+        if total > limits.max_total_bytes:
+            raise _too_large(total, limits)
+        entries, skipped = [], []
+        for parts, info in members:
+            try:
+                with archive.open(info) as member:
+                    data = member.read()  # zipfile stops at the declared size, so the limit holds
+            except (zipfile.BadZipFile, RuntimeError, OSError, EOFError, ValueError) as error:
+                reason = "it is encrypted" if "encrypted" in str(error) else "it is damaged in the zip"
+                skipped.append(Skip("/".join(parts), f"The file cannot be read: {reason}."))
+                continue
+            entries.append((parts, data))
+    return _layout(entries, skipped, name)
+
+
+def _from_folder(root: Path, limits: DatasetLimits, name: str) -> Dataset:
+    root = root.resolve()
+    found: list[tuple[tuple[str, ...], Path]] = []
+    skipped: list[Skip] = []
+    for directory, dirs, files in os.walk(root, followlinks=False):
+        here = Path(directory)
+        for d in list(dirs):
+            if (here / d).is_symlink():
+                dirs.remove(d)  # never followed: it could lead anywhere on the server
+                skipped.append(Skip((here / d).relative_to(root).as_posix(), "A symbolic link is not followed."))
+        dirs[:] = sorted(d for d in dirs if d not in IGNORED_DIRS and not d.startswith("."))
+        for f in sorted(files):
+            path = here / f
+            parts = path.relative_to(root).parts
+            if _ignored(parts):
+                continue
+            if path.is_symlink() or not path.resolve().is_relative_to(root):
+                skipped.append(Skip("/".join(parts), "A symbolic link is not followed."))
+                continue
+            found.append((parts, path))
+            if len(found) > limits.max_files:
+                raise _too_many(len(found), limits)
+    total = sum(path.stat().st_size for _, path in found)
+    if total > limits.max_total_bytes:
+        raise _too_large(total, limits)
+    entries = []
+    for parts, path in found:
+        try:
+            entries.append((parts, path.read_bytes()))
+        except OSError:
+            skipped.append(Skip("/".join(parts), "The file cannot be read (permission or disk error)."))
+    return _layout(entries, skipped, name)
+
+
+def _layout(entries: list[tuple[tuple[str, ...], bytes]], skipped: list[Skip], name: str) -> Dataset:
+    """Find the ImageFolder root: strip folders shared by every file while each file stays inside a class folder."""
+    if not entries:
+        raise DatasetError(f"{name} holds no files; expected class folders with images (class_name/image.jpg).")
+    depth = 0
+    while all(len(p) > depth + 2 for p, _ in entries) and len({p[depth] for p, _ in entries}) == 1:
+        depth += 1  # e.g. a zip of the folder "pets/" holding "pets/tabby/1.jpg"
+    files = []
+    for parts, data in entries:
+        inner = parts[depth:]
+        if len(inner) < 2:
+            skipped.append(Skip("/".join(parts), "The file is not inside a class folder (class_name/image)."))
+            continue
+        files.append(DatasetFile(str(PurePosixPath(*inner)), inner[0], data))
+    if not files:
+        raise DatasetError(f"{name} has no class folders: put each image in a folder named after its class.")
+    files.sort(key=lambda f: (f.folder, f.path))
+    return Dataset(name=name, files=files, skipped=skipped)
+
+
+def normalize_name(name: str) -> str:
+    """Case, underscores, hyphens and spacing do not matter when a folder is matched to a class name."""
+    return " ".join(re.sub(r"[_\-]+", " ", str(name)).casefold().split())
+
+
+def _class_index(value: object, categories: Sequence[str], by_name: Mapping[str, list[int]], folder: str) -> int:
+    if isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        index = int(value)
+    else:
+        text = str(value).strip()
+        matches = by_name.get(normalize_name(text), [])
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise DatasetError(f"Folder {folder!r} is mapped to {text!r}, a name shared by classes "
+                               f"{', '.join(map(str, matches))}; map it to one class index.")
+        if not text.isdigit():
+            raise DatasetError(f"Folder {folder!r} is mapped to {text!r}, which is not a class of this model.")
+        index = int(text)
+    if not 0 <= index < len(categories):
+        raise DatasetError(f"Folder {folder!r} is mapped to class {index}, but this model has classes "
+                           f"0 to {len(categories) - 1}.")
+    return index
+
+
+def map_folders(folders: Sequence[str], categories: Sequence[str],
+                mapping: Mapping[str, object] | None = None) -> dict[str, int]:
+    """Match class folders to the model's classes.
+
+    Args:
+        folders: the dataset's class folder names.
+        categories: the model's class names, in index order.
+        mapping: optional {folder: class index or class name}; folders not in it are matched
+            by name (case-insensitive; underscores, hyphens and spaces alike).
+
+    Returns:
+        {folder: class index} for every folder.
+
+    Raises:
+        DatasetError: listing the folders that match no class (or several), or mapping keys that are no folder.
+    """
+    mapping = dict(mapping or {})
+    unknown = [k for k in mapping if k not in folders]
+    if unknown:
+        raise DatasetError(f"The mapping names folders the dataset does not have: {', '.join(map(repr, unknown))}.")
+    by_name: dict[str, list[int]] = {}
+    for i, category in enumerate(categories):
+        by_name.setdefault(normalize_name(category), []).append(i)
+    labels: dict[str, int] = {}
+    unmatched: list[str] = []
+    for folder in folders:
+        if folder in mapping and mapping[folder] not in (None, ""):
+            labels[folder] = _class_index(mapping[folder], categories, by_name, folder)
+            continue
+        matches = by_name.get(normalize_name(folder), [])
+        if len(matches) == 1:
+            labels[folder] = matches[0]
+        else:
+            unmatched.append(folder + (f" (classes {', '.join(map(str, matches))} share this name)" if matches else ""))
+    if unmatched:
+        raise DatasetError(f"These folders match no class of the model by name: {', '.join(unmatched)}. "
+                           "Rename them or give a mapping {folder: class index or name}.")
+    return labels
