@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from .cli_dataset import add_dataset
 from .errors import ExplainerError
 
 PROG = "camscope"
@@ -67,7 +68,7 @@ def _add_listings(sub: argparse._SubParsersAction) -> None:
 
 
 # Each entry adds one or more subcommands to the parser.
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_explain, _add_listings]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_explain, _add_listings, add_dataset]
 
 
 def build_parser() -> argparse.ArgumentParser:

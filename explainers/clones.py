@@ -38,10 +38,8 @@ def shell_clone(model: nn.Module) -> nn.Module:
 
 def has_hooks(model: nn.Module) -> bool:
     """True if any module or parameter of ``model`` carries a hook."""
-    for module in model.modules():
-        for attr in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
-            if getattr(module, attr, None):
-                return True
+    if any(_module_hooked(module) for module in model.modules()):
+        return True
     return any(getattr(p, "_backward_hooks", None) for p in model.parameters())
 
 
@@ -50,28 +48,39 @@ class ClonePool:
 
     def __init__(self, model: nn.Module) -> None:
         self._model_ref = weakref.ref(model)
-        self._free: list[nn.Module] = []
+        self._free: list[tuple[nn.Module, list[nn.Module], list[nn.Parameter]]] = []
         self._lock = threading.Lock()
 
     @contextmanager
     def borrow(self) -> Iterator[nn.Module]:
         with self._lock:
-            clone = self._free.pop() if self._free else None
-        if clone is None:
+            entry = self._free.pop() if self._free else None
+        if entry is None:
             model = self._model_ref()
             if model is None:
                 raise RuntimeError("the model was released while being explained")
             clone = shell_clone(model)
+            # walked once here: named_modules() on every call costs more than a small model's head
+            entry = (clone, list(clone.modules()), list(clone.parameters()))
         try:
-            yield clone
+            yield entry[0]
         finally:
-            if has_hooks(clone):  # a hook escaped its try/finally: never reuse a dirty clone
-                return
-            for param in clone.parameters():
-                param.grad = None
-            with self._lock:
-                if len(self._free) < 8:
-                    self._free.append(clone)
+            if not any(_module_hooked(m) for m in entry[1]):  # never reuse a clone a hook escaped from
+                for param in entry[2]:
+                    if param.grad is not None:
+                        param.grad = None
+                with self._lock:
+                    if len(self._free) < 8:
+                        self._free.append(entry)
+
+    def free_clones(self) -> list[nn.Module]:
+        with self._lock:
+            return [entry[0] for entry in self._free]
+
+
+def _module_hooked(module: nn.Module) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
+                or module._backward_pre_hooks)
 
 
 _POOLS: "weakref.WeakKeyDictionary[nn.Module, ClonePool]" = weakref.WeakKeyDictionary()

@@ -68,7 +68,7 @@ def on_grid(raw: np.ndarray, width: int, height: int) -> np.ndarray:
 def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("gradcam",),
             classes: Sequence[int] | None = None, top_k: int | None = None,
             contrast: tuple[int, int] | None = None, layers: Sequence[str] | None = None,
-            progress: Progress = None, batch_size: int = 64) -> Explanation:
+            progress: Progress = None, batch_size: int = 16) -> Explanation:
     """Explain ``image`` with several methods, layers and targets at once.
 
     All one-pass methods (Grad-CAM, HiResCAM, Grad-CAM++, ...) share ONE forward

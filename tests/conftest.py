@@ -45,3 +45,19 @@ def imagenet_index(model, *names: str) -> list[int]:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def engine_spy(monkeypatch) -> list[list[str]]:
+    """Records the methods of every engine call the app's loaders make."""
+    from ui import loaders
+
+    asked: list[list[str]] = []
+    real = loaders.explain
+
+    def record(model, image, methods, **kwargs):
+        asked.append(list(methods))
+        return real(model, image, methods=methods, **kwargs)
+
+    monkeypatch.setattr(loaders, "explain", record)
+    return asked

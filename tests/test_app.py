@@ -116,15 +116,8 @@ def test_rendering_controls_never_call_the_engine():
     assert loaders.ENGINE_CALLS == before_calls + 1  # a new class is a new computation
 
 
-def test_adding_a_method_computes_only_that_method(monkeypatch):
-    asked: list[list[str]] = []
-    real = loaders.explain
-
-    def spy(model, image, methods, **kwargs):
-        asked.append(list(methods))
-        return real(model, image, methods=methods, **kwargs)
-
-    monkeypatch.setattr(loaders, "explain", spy)
+def test_adding_a_method_computes_only_that_method(engine_spy):
+    asked = engine_spy
     at = new_app()
     at.session_state[state.GALLERY_CHOICE] = "Rocket launch"
     at.session_state[state.METHODS] = ["xgradcam"]

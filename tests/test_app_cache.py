@@ -12,16 +12,8 @@ from ui import loaders  # noqa: E402
 
 
 @pytest.fixture
-def spy(monkeypatch):
-    asked: list[list[str]] = []
-    real = loaders.explain
-
-    def record(model, image, methods, **kwargs):
-        asked.append(list(methods))
-        return real(model, image, methods=methods, **kwargs)
-
-    monkeypatch.setattr(loaders, "explain", record)
-    return asked
+def spy(engine_spy):
+    return engine_spy
 
 
 def test_cached_maps_equal_the_engine_maps_and_cost_no_second_call(lite0, astronaut_image, spy):

@@ -56,8 +56,7 @@ def test_no_hook_after_a_failing_call(lite0, cat_image):
         explain(lite0, cat_image, methods=["gradcam"], layers=["global_pool"])  # (1, 1280): not a map
     assert hook_count(lite0.module) == 0
     from explainers import clones
-    pool = clones._POOLS[lite0.module]
-    assert all(not has_hooks(c) for c in pool._free)
+    assert all(not has_hooks(c) for c in clones._POOLS[lite0.module].free_clones())
 
 
 def test_failure_inside_the_forward_leaves_no_hook(lite0, cat_image, monkeypatch):
@@ -82,5 +81,5 @@ def test_failure_inside_the_forward_leaves_no_hook(lite0, cat_image, monkeypatch
     monkeypatch.undo()
     assert hook_count(lite0.module) == 0
     from explainers import clones
-    assert all(hook_count(c) == 0 for c in clones._POOLS[lite0.module]._free)
+    assert all(hook_count(c) == 0 for c in clones._POOLS[lite0.module].free_clones())
     assert explain(lite0, cat_image, methods=["gradcam"]).results[0].map.max() == pytest.approx(1.0)

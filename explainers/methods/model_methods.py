@@ -36,7 +36,7 @@ class _ReportingModel(nn.Module):
 
 
 def score_cam(model: nn.Module, x: torch.Tensor, activations: np.ndarray, targets: Sequence[Callable],
-              batch_size: int = 64, progress: Progress = None) -> list[np.ndarray]:
+              batch_size: int = 16, progress: Progress = None) -> list[np.ndarray]:
     """Score-CAM maps for several targets from ONE sweep of masked passes.
 
     Same math as pytorch-grad-cam's ScoreCAM.get_cam_weights; written here because the
@@ -82,7 +82,7 @@ def score_cam(model: nn.Module, x: torch.Tensor, activations: np.ndarray, target
 
 
 def ablation_cam(model: nn.Module, layer: str, x: torch.Tensor, activations: np.ndarray,
-                 target: Callable, reshape: Optional[Callable], batch_size: int = 64,
+                 target: Callable, reshape: Optional[Callable], batch_size: int = 16,
                  progress: Progress = None) -> np.ndarray:
     """pytorch-grad-cam's Ablation-CAM on a clone; a fresh AblationLayer per call (the
     library's default argument is one object shared by every caller: not thread-safe)."""

@@ -1,0 +1,112 @@
+"""Maps for many images at once: one batched forward and one layer-stopped backward per class slot.
+
+``explain`` handles one image; a dataset needs maps for hundreds (say the true and the
+predicted class of every misclassified image). The one-pass methods batch: images
+are independent in eval mode, so the gradient of the SUM of each image's own target
+score gives every image its own gradient in one backward pass.
+
+Example:
+    >>> maps = explain_batch(model, [cat, cup], [[281, 285], [967, 968]])
+    >>> maps[0][1].class_index, maps[0][1].map.shape
+    (285, (300, 451))
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Optional, Sequence
+
+import torch
+from PIL import Image
+
+from .clones import borrowed_clone
+from .errors import ImageError, MethodError, TargetError
+from .explain import explain, on_grid
+from .layers import resolve_layers
+from .methods.catalog import resolve_method
+from .methods.shared_pass import forward_capture, shared_cam, to_numpy_map
+from .models.spec import LoadedModel
+from .results import CamResult
+from .targets import ClassTarget, check_index
+
+Progress = Optional[Callable[[float, str], None]]
+
+
+def explain_batch(model: LoadedModel, images: Sequence[Image.Image], classes: Sequence[Sequence[int]],
+                  method: str = "gradcam", layer: str | None = None, batch_size: int = 32,
+                  progress: Progress = None) -> list[list[CamResult]]:
+    """One method's maps of several classes for each of many images.
+
+    Args:
+        model: from ``load_model``.
+        images: PIL images (any sizes).
+        classes: for each image, the class indices to explain (duplicates count once).
+        method: a method key; one-pass methods run batched, slow ones image by image.
+        layer: module name (default: the model's recommended layer).
+        batch_size: images per forward pass.
+        progress: called with (fraction done, "n of N images").
+    Returns:
+        For each image, one CamResult per distinct class, in the order given; each map on its image's grid.
+    """
+    if len(images) != len(classes):
+        raise TargetError(f"Got {len(images)} images but {len(classes)} lists of classes; give one list per image.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise MethodError(f"batch_size must be a positive whole number, not {batch_size!r}.")
+    spec = resolve_method(method)
+    (layer_name,) = resolve_layers(model, [layer] if layer else None)
+    wanted = [list(dict.fromkeys(check_index(c, model.num_classes) for c in cs)) for cs in classes]
+    for image in images:
+        if not isinstance(image, Image.Image):
+            raise ImageError(f"Expected PIL images, got {type(image).__name__}.")
+    out: list[list[CamResult]] = []
+    total = len(images)
+    for start in range(0, total, batch_size):
+        chunk = range(start, min(start + batch_size, total))
+        if spec.kind == "shared":
+            out.extend(_shared_batch(model, [images[i] for i in chunk], [wanted[i] for i in chunk], spec, layer_name))
+        else:  # slow methods batch their own masked passes inside explain()
+            out.extend(explain(model, images[i], methods=[spec.key], classes=wanted[i], layers=[layer_name],
+                               batch_size=batch_size).results if wanted[i] else [] for i in chunk)
+        if progress is not None:
+            progress(chunk.stop / total, f"{chunk.stop} of {total} images")
+    return out
+
+
+def _shared_batch(model: LoadedModel, images: list[Image.Image], wanted: list[list[int]], spec,
+                  layer: str) -> list[list[CamResult]]:
+    started = time.perf_counter()
+    reshape = model.spec.reshape_transform
+    x = torch.cat([model.preprocessing.to_tensor(im) for im in images]).to(model.device)  # (B, 3, H, W)
+    slots = max((len(w) for w in wanted), default=0)
+    raws: list[list] = [[None] * len(w) for w in wanted]
+    with borrowed_clone(model.module) as clone:
+        capture = forward_capture(clone, x, [layer], spec.uses_gradients)
+        acts = to_numpy_map(capture.outputs[layer], reshape)  # (B, C, h, w)
+        logits = capture.logits
+        for slot in range(slots):
+            rows = [b for b, w in enumerate(wanted) if len(w) > slot]
+            grads = None
+            if spec.uses_gradients:
+                picked = torch.tensor([wanted[b][slot] for b in rows], device=logits.device)
+                score = logits[rows, picked].sum()  # each image's gradient comes from its own score only
+                (g,) = torch.autograd.grad(score, [capture.outputs[layer]], retain_graph=slot < slots - 1)
+                grads = to_numpy_map(g, reshape)
+            for b in rows:
+                target = ClassTarget(wanted[b][slot])
+                g_b = grads[b:b + 1] if grads is not None else None
+                raws[b][slot] = (target, shared_cam(spec.library_class, acts[b:b + 1], g_b, [target]))
+        logits = logits.detach()
+        del capture  # frees the graph
+    probs = torch.softmax(logits.float(), dim=-1)
+    seconds = (time.perf_counter() - started) / max(sum(len(w) for w in wanted), 1)
+    results = []
+    for b, image in enumerate(images):
+        row = []
+        for target, raw in raws[b]:
+            raw = raw.clip(min=0).astype("float32")
+            c = target.index
+            row.append(CamResult(method=spec.key, method_name=spec.display_name, layer=layer, class_index=c,
+                                 class_name=model.categories[c], score=float(logits[b, c]),
+                                 probability=float(probs[b, c]), raw=raw,
+                                 map=on_grid(raw, image.width, image.height), seconds=seconds))
+        results.append(row)
+    return results

@@ -1,0 +1,169 @@
+"""``python -m explainers dataset FOLDER_OR_ZIP --out DIR``: predict a labelled set, write its confusion.
+
+Writes ``predictions.csv``, ``per_class.csv``, ``confusion.csv``, ``confusion.png``, ``summary.json``
+and, for each misclassified image, the map of its true class and of its predicted class
+(``maps/<image>__true-<i>.npy|.png``, ``maps/<image>__pred-<j>.npy|.png``).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_OUT = "camscope-dataset"
+DEFAULT_MODEL = "efficientnet_lite0"  # as in cli.py, which imports this module (so no import back at the top)
+
+
+def add_dataset(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dataset", help="predict a labelled set (ImageFolder folder or zip); write its confusion",
+                       description="Predict every image of a labelled set in ImageFolder layout "
+                                   "(class_name/image.jpg), write the predictions, the confusion matrix "
+                                   "and the maps of the misclassified images.")
+    p.add_argument("source", help="a folder or a .zip in ImageFolder layout")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default: {DEFAULT_MODEL})")
+    p.add_argument("--method", default="gradcam", help="method for the maps of misclassified images (default: gradcam)")
+    p.add_argument("--layer", default=None, help="layer for the maps (default: the model's recommended layer)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
+    p.add_argument("--mapping", default=None, metavar="JSON",
+                   help='folder -> class, as JSON text or a .json file: {"kitty": 281, "cup": "espresso"}')
+    p.add_argument("--max-files", type=int, default=5000, help="refuse sets with more files (default: 5000)")
+    p.add_argument("--max-mb", type=float, default=500.0, help="refuse sets larger uncompressed (default: 500)")
+    p.add_argument("--colormap", default="jet", help="matplotlib colormap for the overlays (default: jet)")
+    p.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity in [0, 1] (default: 0.5)")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
+    p.add_argument("--device", default=None, help="cpu, cuda or mps (default: CAMSCOPE_DEVICE, else the best)")
+    p.set_defaults(run=run_dataset)
+
+
+def _mapping(text: str | None) -> dict | None:
+    from .cli import UsageError
+
+    if text is None:
+        return None
+    path = Path(text)
+    try:
+        value = json.loads(path.read_text() if text.strip().endswith(".json") and path.is_file() else text)
+    except json.JSONDecodeError as error:
+        raise UsageError(f"--mapping is not valid JSON ({error.msg}); give e.g. '{{\"kitty\": 281}}'") from None
+    if not isinstance(value, dict):
+        raise UsageError('--mapping must be a JSON object {"folder": class index or name}')
+    return value
+
+
+def _stem(path: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", path.rsplit(".", 1)[0]).strip("_") or "image"
+
+
+def run_dataset(args: argparse.Namespace) -> int:
+    from .cli import UsageError, package_versions
+    from .dataset import DatasetLimits, map_folders, read_dataset
+    from .methods.catalog import resolve_method
+    from .render import colorize
+
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, not {args.batch_size}")
+    if not 0.0 <= args.opacity <= 1.0:
+        raise UsageError(f"--opacity must be between 0 and 1, not {args.opacity}")
+    if args.max_files < 1 or args.max_mb <= 0:
+        raise UsageError("--max-files and --max-mb must be positive")
+    colorize(np.zeros((1, 1)), args.colormap)  # bad names fail before the slow part
+    method = resolve_method(args.method).key
+    mapping = _mapping(args.mapping)
+    started = time.perf_counter()
+    dataset = read_dataset(args.source, DatasetLimits(args.max_files, int(args.max_mb * 2**20)))
+
+    from .batch import explain_batch
+    from .confusion import confusion_csv, confusion_matrix, per_class_accuracy, predict_dataset, predictions_csv
+    from .io import load_image
+    from .models import load_model
+    from .render import overlay, to_png_bytes
+
+    model = load_model(args.model, device=args.device)
+    labels = map_folders(dataset.folders, model.categories, mapping)
+    result = predict_dataset(model, dataset, labels, args.batch_size, progress=_progress)
+    matrix = confusion_matrix(result)
+    out = Path(args.out)
+    (out / "maps").mkdir(parents=True, exist_ok=True)
+    (out / "predictions.csv").write_text(predictions_csv(result))
+    (out / "confusion.csv").write_text(confusion_csv(matrix))
+    (out / "confusion.png").write_bytes(confusion_png(matrix))
+    accuracy = per_class_accuracy(result)
+    (out / "per_class.csv").write_text(_per_class_csv(accuracy))
+
+    wrong = [r for r in result.rows if not r.correct]
+    data = {f.path: f.data for f in dataset.files}
+    written = []
+    for start in range(0, len(wrong), args.batch_size):  # one batch of images in memory at a time
+        rows = wrong[start:start + args.batch_size]
+        images = [load_image(data[r.path]) for r in rows]
+        maps = explain_batch(model, images, [[r.true_index, r.predicted_index] for r in rows], method,
+                             args.layer, args.batch_size)
+        for r, image, (true_map, pred_map) in zip(rows, images, maps):
+            entry = {"path": r.path, "true_index": r.true_index, "predicted_index": r.predicted_index}
+            for which, cam in (("true", true_map), ("pred", pred_map)):
+                stem = f"maps/{_stem(r.path)}__{which}-{cam.class_index}"
+                np.save(out / f"{stem}.npy", cam.map.astype(np.float32))
+                (out / f"{stem}.png").write_bytes(to_png_bytes(overlay(image, cam.map, args.opacity, args.colormap)))
+                entry[f"{which}_map"], entry[f"{which}_overlay"] = f"{stem}.npy", f"{stem}.png"
+            written.append(entry)
+        _progress((start + len(rows)) / len(wrong), f"maps of {start + len(rows)} of {len(wrong)} misclassified")
+
+    summary = {
+        "source": str(args.source), "model": model.name, "weights_sha256": model.weights_sha256,
+        "method": method, "layer": args.layer or model.target_layer, "labels": labels,
+        "images": len(result.rows), "correct": sum(r.correct for r in result.rows), "accuracy": result.accuracy,
+        "skipped": [{"path": s.path, "reason": s.reason} for s in result.skipped],
+        "misclassified": written, "batch_size": args.batch_size,
+        "seconds": {"predict": result.seconds, "total": time.perf_counter() - started},
+        "versions": package_versions(),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"{len(result.rows)} images, accuracy {result.accuracy:.1%}, {len(wrong)} misclassified, "
+          f"{len(result.skipped)} skipped; wrote predictions.csv, confusion.csv/.png and "
+          f"{2 * len(written)} maps to {out}")
+    return 0
+
+
+def _progress(fraction: float, message: str) -> None:
+    print(f"\r[{fraction:6.1%}] {message}", end="\n" if fraction >= 1 else "", file=sys.stderr, flush=True)
+
+
+def _per_class_csv(rows) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["class_index", "class_name", "images", "correct", "accuracy", "most_confused_with"])
+    for r in rows:
+        writer.writerow([r.index, r.name, r.images, r.correct, f"{r.accuracy:.6f}", r.most_confused_with])
+    return buffer.getvalue()
+
+
+def confusion_png(matrix) -> bytes:
+    """The confusion matrix as a PNG: counts in each cell, true classes down, predicted across."""
+    from matplotlib.figure import Figure  # no pyplot: no global figure state
+
+    n_rows, n_cols = matrix.counts.shape
+    fig = Figure(figsize=(max(4.0, 1.0 + 0.6 * n_cols), max(3.0, 1.0 + 0.5 * n_rows)), dpi=100,
+                 layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(matrix.counts, cmap="Blues", vmin=0)
+    top = matrix.counts.max() if matrix.counts.size else 0
+    for i in range(n_rows):
+        for j in range(n_cols):
+            value = int(matrix.counts[i, j])
+            ax.text(j, i, str(value), ha="center", va="center", color="white" if value > top / 2 else "black")
+    ax.set_xticks(range(n_cols), [f"{n} ({c})" for c, n in zip(matrix.columns, matrix.column_names)],
+                  rotation=45, ha="right")
+    ax.set_yticks(range(n_rows), [f"{n} ({c})" for c, n in zip(matrix.rows, matrix.row_names)])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.colorbar(image, ax=ax, label="images")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
