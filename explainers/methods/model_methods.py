@@ -75,7 +75,7 @@ def score_cam(model: nn.Module, x: torch.Tensor, activations: np.ndarray, target
         all_logits = torch.stack([logits[c] for c in range(upsampled.shape[0])])  # (C, K)
         maps = []
         for target in targets:
-            scores = torch.tensor([float(target(row)) for row in all_logits])  # as the library: float32
+            scores = target(all_logits).float().cpu()  # (C,): one transfer, not one per channel
             weights = torch.softmax(scores, dim=-1).numpy()  # (C,)
             maps.append((weights[:, None, None] * activations[0]).sum(axis=0).astype(np.float32))
     return maps
