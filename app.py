@@ -20,6 +20,11 @@ st.session_state[state.SELECTION] = state.Selection(image, image_sha, image_name
 
 page = st.navigation([
     st.Page("app_pages/compare.py", title="Compare methods", icon=":material/compare:", default=True),
+    st.Page("app_pages/compare_classes.py", title="Compare classes", icon=":material/category:"),
+    st.Page("app_pages/compare_layers.py", title="Compare layers", icon=":material/stacks:"),
+    st.Page("app_pages/compare_models.py", title="Compare models", icon=":material/difference:"),
+    st.Page("app_pages/dataset.py", title="Dataset confusion", icon=":material/grid_on:"),
+    st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
     st.Page("app_pages/model.py", title="Layers & model", icon=":material/layers:"),
 ])
 with shown_as_error():

@@ -5,10 +5,7 @@ from explainers.methods.catalog import list_methods
 from ui import figures, loaders, panels, state, widgets
 
 st.title("Compare CAM methods")
-chosen = state.selection()
-if chosen.image is None or chosen.model is None:
-    st.info("Choose an image and a model that loads in the sidebar.")
-    st.stop()
+chosen = state.require_selection()
 model, image, sha = chosen.model, chosen.image, chosen.image_sha256
 
 predictions = loaders.predictions(model.name, model.weights_sha256, sha, 5, model, image)

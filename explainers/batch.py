@@ -22,8 +22,8 @@ from .clones import borrowed_clone
 from .errors import ImageError, MethodError, TargetError
 from .explain import explain, on_grid
 from .layers import resolve_layers
-from .methods.catalog import resolve_method
-from .methods.shared_pass import forward_capture, shared_cam, to_numpy_map
+from .methods.catalog import MethodSpec, resolve_method
+from .methods.shared_pass import ForwardCapture, forward_capture, shared_cam, to_numpy_map
 from .models.spec import LoadedModel
 from .results import CamResult
 from .targets import ClassTarget, check_index
@@ -31,8 +31,14 @@ from .targets import ClassTarget, check_index
 Progress = Optional[Callable[[float, str], None]]
 
 
+def default_batch_size(model: LoadedModel) -> int:
+    """Images per forward pass: a CPU is fastest per image with small batches (they stay in its caches;
+    measured on EfficientNet-Lite0), a GPU with large ones."""
+    return 8 if model.device.type == "cpu" else 64
+
+
 def explain_batch(model: LoadedModel, images: Sequence[Image.Image], classes: Sequence[Sequence[int]],
-                  method: str = "gradcam", layer: str | None = None, batch_size: int = 32,
+                  method: str = "gradcam", layer: str | None = None, batch_size: int | None = None,
                   progress: Progress = None) -> list[list[CamResult]]:
     """One method's maps of several classes for each of many images.
 
@@ -42,11 +48,12 @@ def explain_batch(model: LoadedModel, images: Sequence[Image.Image], classes: Se
         classes: for each image, the class indices to explain (duplicates count once).
         method: a method key; one-pass methods run batched, slow ones image by image.
         layer: module name (default: the model's recommended layer).
-        batch_size: images per forward pass.
+        batch_size: images per forward pass (default: ``default_batch_size``).
         progress: called with (fraction done, "n of N images").
     Returns:
         For each image, one CamResult per distinct class, in the order given; each map on its image's grid.
     """
+    batch_size = default_batch_size(model) if batch_size is None else batch_size
     if len(images) != len(classes):
         raise TargetError(f"Got {len(images)} images but {len(classes)} lists of classes; give one list per image.")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -62,7 +69,10 @@ def explain_batch(model: LoadedModel, images: Sequence[Image.Image], classes: Se
     for start in range(0, total, batch_size):
         chunk = range(start, min(start + batch_size, total))
         if spec.kind == "shared":
-            out.extend(_shared_batch(model, [images[i] for i in chunk], [wanted[i] for i in chunk], spec, layer_name))
+            batch = [images[i] for i in chunk]
+            with borrowed_clone(model.module) as clone:
+                capture = forward_capture(clone, batch_tensor(model, batch), [layer_name], spec.uses_gradients)
+                out.extend(cams_from_capture(model, capture, layer_name, spec, [wanted[i] for i in chunk], batch))
         else:  # slow methods batch their own masked passes inside explain()
             out.extend(explain(model, images[i], methods=[spec.key], classes=wanted[i], layers=[layer_name],
                                batch_size=batch_size).results if wanted[i] else [] for i in chunk)
@@ -71,31 +81,45 @@ def explain_batch(model: LoadedModel, images: Sequence[Image.Image], classes: Se
     return out
 
 
-def _shared_batch(model: LoadedModel, images: list[Image.Image], wanted: list[list[int]], spec,
-                  layer: str) -> list[list[CamResult]]:
+def batch_tensor(model: LoadedModel, images: Sequence[Image.Image]) -> torch.Tensor:
+    """(B, 3, H, W) input on the model's device, channels-last: on CPU, batched convolutions run
+    about 1.5x faster in that layout (the convolutions propagate it; the weights are not touched)."""
+    x = torch.cat([model.preprocessing.to_tensor(im) for im in images]).to(model.device)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def cams_from_capture(model: LoadedModel, capture: ForwardCapture, layer: str, spec: MethodSpec,
+                      wanted: list[list[int]], images: Sequence[Image.Image]) -> list[list[CamResult]]:
+    """The maps of a batch already run through ``forward_capture`` (with gradients from ``layer`` on
+    when the method uses them): one layer-stopped backward per class slot, shared by the batch.
+
+    Args:
+        wanted: per image, distinct class indices ([] for none).
+        images: the batch's images, for each map's grid size.
+    Returns:
+        Per image, one CamResult per wanted class.
+    """
     started = time.perf_counter()
     reshape = model.spec.reshape_transform
-    x = torch.cat([model.preprocessing.to_tensor(im) for im in images]).to(model.device)  # (B, 3, H, W)
     slots = max((len(w) for w in wanted), default=0)
+    if slots == 0:
+        return [[] for _ in wanted]
     raws: list[list] = [[None] * len(w) for w in wanted]
-    with borrowed_clone(model.module) as clone:
-        capture = forward_capture(clone, x, [layer], spec.uses_gradients)
-        acts = to_numpy_map(capture.outputs[layer], reshape)  # (B, C, h, w)
-        logits = capture.logits
-        for slot in range(slots):
-            rows = [b for b, w in enumerate(wanted) if len(w) > slot]
-            grads = None
-            if spec.uses_gradients:
-                picked = torch.tensor([wanted[b][slot] for b in rows], device=logits.device)
-                score = logits[rows, picked].sum()  # each image's gradient comes from its own score only
-                (g,) = torch.autograd.grad(score, [capture.outputs[layer]], retain_graph=slot < slots - 1)
-                grads = to_numpy_map(g, reshape)
-            for b in rows:
-                target = ClassTarget(wanted[b][slot])
-                g_b = grads[b:b + 1] if grads is not None else None
-                raws[b][slot] = (target, shared_cam(spec.library_class, acts[b:b + 1], g_b, [target]))
-        logits = logits.detach()
-        del capture  # frees the graph
+    acts = to_numpy_map(capture.outputs[layer], reshape)  # (B, C, h, w)
+    logits = capture.logits
+    for slot in range(slots):
+        rows = [b for b, w in enumerate(wanted) if len(w) > slot]
+        grads = None
+        if spec.uses_gradients:
+            picked = torch.tensor([wanted[b][slot] for b in rows], device=logits.device)
+            score = logits[rows, picked].sum()  # each image's gradient comes from its own score only
+            (g,) = torch.autograd.grad(score, [capture.outputs[layer]], retain_graph=slot < slots - 1)
+            grads = to_numpy_map(g, reshape)
+        for b in rows:
+            target = ClassTarget(wanted[b][slot])
+            g_b = grads[b:b + 1] if grads is not None else None
+            raws[b][slot] = (target, shared_cam(spec.library_class, acts[b:b + 1], g_b, [target]))
+    logits = logits.detach()
     probs = torch.softmax(logits.float(), dim=-1)
     seconds = (time.perf_counter() - started) / max(sum(len(w) for w in wanted), 1)
     results = []

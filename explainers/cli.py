@@ -19,6 +19,8 @@ from typing import Callable
 import numpy as np
 
 from .cli_dataset import add_dataset
+from .cli_evaluate import add_evaluate
+from .cli_report import add_report
 from .errors import ExplainerError
 
 PROG = "camscope"
@@ -68,7 +70,8 @@ def _add_listings(sub: argparse._SubParsersAction) -> None:
 
 
 # Each entry adds one or more subcommands to the parser.
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_explain, _add_listings, add_dataset]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_explain, _add_listings, add_dataset, add_report,
+                                                               add_evaluate]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,7 +30,8 @@ def add_dataset(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default: {DEFAULT_MODEL})")
     p.add_argument("--method", default="gradcam", help="method for the maps of misclassified images (default: gradcam)")
     p.add_argument("--layer", default=None, help="layer for the maps (default: the model's recommended layer)")
-    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="images per forward pass (default: 8 on a CPU, 64 on a GPU)")
     p.add_argument("--mapping", default=None, metavar="JSON",
                    help='folder -> class, as JSON text or a .json file: {"kitty": 281, "cup": "espresso"}')
     p.add_argument("--max-files", type=int, default=5000, help="refuse sets with more files (default: 5000)")
@@ -63,11 +64,12 @@ def _stem(path: str) -> str:
 
 def run_dataset(args: argparse.Namespace) -> int:
     from .cli import UsageError, package_versions
-    from .dataset import DatasetLimits, map_folders, read_dataset
+    from .class_names import map_folders
+    from .dataset import DatasetLimits, read_dataset
     from .methods.catalog import resolve_method
     from .render import colorize
 
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, not {args.batch_size}")
     if not 0.0 <= args.opacity <= 1.0:
         raise UsageError(f"--opacity must be between 0 and 1, not {args.opacity}")
@@ -79,49 +81,42 @@ def run_dataset(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     dataset = read_dataset(args.source, DatasetLimits(args.max_files, int(args.max_mb * 2**20)))
 
-    from .batch import explain_batch
-    from .confusion import confusion_csv, confusion_matrix, per_class_accuracy, predict_dataset, predictions_csv
-    from .io import load_image
+    from .confusion import (MapRequest, confusion_csv, confusion_matrix, default_batch_size, per_class_accuracy,
+                            predict_dataset, predictions_csv)
     from .models import load_model
     from .render import overlay, to_png_bytes
 
     model = load_model(args.model, device=args.device)
     labels = map_folders(dataset.folders, model.categories, mapping)
-    result = predict_dataset(model, dataset, labels, args.batch_size, progress=_progress)
-    matrix = confusion_matrix(result)
     out = Path(args.out)
     (out / "maps").mkdir(parents=True, exist_ok=True)
+    written = []
+
+    def write_maps(row, image, cams) -> None:  # called per misclassified image, as soon as its maps exist
+        entry = {"path": row.path, "true_index": row.true_index, "predicted_index": row.predicted_index}
+        for which, cam in zip(("true", "pred"), cams):
+            stem = f"maps/{_stem(row.path)}__{which}-{cam.class_index}"
+            np.save(out / f"{stem}.npy", cam.map.astype(np.float32))
+            (out / f"{stem}.png").write_bytes(to_png_bytes(overlay(image, cam.map, args.opacity, args.colormap)))
+            entry[f"{which}_map"], entry[f"{which}_overlay"] = f"{stem}.npy", f"{stem}.png"
+        written.append(entry)
+
+    result = predict_dataset(model, dataset, labels, args.batch_size, progress=_progress,
+                             maps=MapRequest(write_maps, method, args.layer))
+    matrix = confusion_matrix(result)
     (out / "predictions.csv").write_text(predictions_csv(result))
     (out / "confusion.csv").write_text(confusion_csv(matrix))
     (out / "confusion.png").write_bytes(confusion_png(matrix))
-    accuracy = per_class_accuracy(result)
-    (out / "per_class.csv").write_text(_per_class_csv(accuracy))
-
+    (out / "per_class.csv").write_text(_per_class_csv(per_class_accuracy(result)))
     wrong = [r for r in result.rows if not r.correct]
-    data = {f.path: f.data for f in dataset.files}
-    written = []
-    for start in range(0, len(wrong), args.batch_size):  # one batch of images in memory at a time
-        rows = wrong[start:start + args.batch_size]
-        images = [load_image(data[r.path]) for r in rows]
-        maps = explain_batch(model, images, [[r.true_index, r.predicted_index] for r in rows], method,
-                             args.layer, args.batch_size)
-        for r, image, (true_map, pred_map) in zip(rows, images, maps):
-            entry = {"path": r.path, "true_index": r.true_index, "predicted_index": r.predicted_index}
-            for which, cam in (("true", true_map), ("pred", pred_map)):
-                stem = f"maps/{_stem(r.path)}__{which}-{cam.class_index}"
-                np.save(out / f"{stem}.npy", cam.map.astype(np.float32))
-                (out / f"{stem}.png").write_bytes(to_png_bytes(overlay(image, cam.map, args.opacity, args.colormap)))
-                entry[f"{which}_map"], entry[f"{which}_overlay"] = f"{stem}.npy", f"{stem}.png"
-            written.append(entry)
-        _progress((start + len(rows)) / len(wrong), f"maps of {start + len(rows)} of {len(wrong)} misclassified")
 
     summary = {
         "source": str(args.source), "model": model.name, "weights_sha256": model.weights_sha256,
         "method": method, "layer": args.layer or model.target_layer, "labels": labels,
         "images": len(result.rows), "correct": sum(r.correct for r in result.rows), "accuracy": result.accuracy,
         "skipped": [{"path": s.path, "reason": s.reason} for s in result.skipped],
-        "misclassified": written, "batch_size": args.batch_size,
-        "seconds": {"predict": result.seconds, "total": time.perf_counter() - started},
+        "misclassified": written, "batch_size": args.batch_size or default_batch_size(model),
+        "seconds": {"predict_and_maps": result.seconds, "total": time.perf_counter() - started},
         "versions": package_versions(),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -1,7 +1,7 @@
 """Predict a labelled set in batches, then its confusion matrix, per-class accuracy and CSV exports.
 
 Example:
-    >>> data = read_dataset("pets.zip")
+    >>> data = read_dataset("pets.zip")  # explainers.dataset; map_folders: explainers.class_names
     >>> result = predict_dataset(model, data, map_folders(data.folders, model.categories))
     >>> matrix = confusion_matrix(result)
     >>> matrix.count(281, 285)  # tabby photos the model called Egyptian cat
@@ -11,16 +11,24 @@ from __future__ import annotations
 import csv
 import io
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
+from .batch import batch_tensor, cams_from_capture, default_batch_size, explain_batch
+from .clones import borrowed_clone
 from .dataset import Dataset, DatasetError, Skip
 from .errors import ImageError
 from .io import load_image
+from .layers import resolve_layers
+from .methods.catalog import resolve_method
+from .methods.shared_pass import forward_capture
 from .models.spec import LoadedModel
+from .results import CamResult
+from .targets import check_index
 
 Progress = Optional[Callable[[float, str], None]]
 
@@ -85,6 +93,23 @@ class ConfusionMatrix:
         return sorted(found, key=lambda c: (c[0] == c[1], -c[2], c[0], c[1]))
 
 
+def mistakes(row: ImagePrediction) -> list[int]:
+    """The classes to explain for an image: its true and predicted class when it is misclassified."""
+    return [] if row.correct else [row.true_index, row.predicted_index]
+
+
+@dataclass(frozen=True)
+class MapRequest:
+    """Maps to make while predicting, from the same forward pass: ``method`` at ``layer`` (None: the
+    recommended one) for the classes ``pick`` names per image. Each image's maps go to ``sink``
+    as soon as they exist; nothing is kept, so a large set stays small in memory."""
+
+    sink: Callable[[ImagePrediction, Image.Image, list[CamResult]], None]
+    method: str = "gradcam"
+    layer: str | None = None
+    pick: Callable[[ImagePrediction], Sequence[int]] = mistakes
+
+
 @dataclass(frozen=True)
 class ClassAccuracy:
     index: int
@@ -95,24 +120,29 @@ class ClassAccuracy:
     most_confused_with: str  # the most frequent wrong prediction, "" when none
 
 
-def predict_dataset(model: LoadedModel, dataset: Dataset, labels: Mapping[str, int], batch_size: int = 32,
-                    progress: Progress = None) -> DatasetPredictions:
+def predict_dataset(model: LoadedModel, dataset: Dataset, labels: Mapping[str, int], batch_size: int | None = None,
+                    progress: Progress = None, maps: MapRequest | None = None) -> DatasetPredictions:
     """Predict every image of a labelled set, ``batch_size`` images per forward pass.
 
     Args:
         model: from ``load_model``.
         dataset: from ``read_dataset``.
         labels: {folder: class index}, from ``map_folders``.
-        batch_size: images per forward pass.
+        batch_size: images per forward pass (default: ``default_batch_size``).
         progress: called after each batch with (fraction done, "n of N images").
+        maps: also make maps (e.g. true and predicted class of each mistake) from the same passes.
     Returns:
         DatasetPredictions; files that do not decode are in ``skipped`` with the reason.
     """
+    batch_size = default_batch_size(model) if batch_size is None else batch_size
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise DatasetError(f"The batch size must be a positive whole number, not {batch_size!r}.")
     missing = sorted({f.folder for f in dataset.files} - set(labels))
     if missing:
         raise DatasetError(f"These folders have no class: {', '.join(missing)}.")
+    if maps is not None:  # fail on a bad method or layer before the slow part
+        spec = resolve_method(maps.method)
+        maps = replace(maps, method=spec.key, layer=resolve_layers(model, [maps.layer] if maps.layer else None)[0])
     started = time.perf_counter()
     rows: list[ImagePrediction] = []
     skipped = list(dataset.skipped)
@@ -120,21 +150,50 @@ def predict_dataset(model: LoadedModel, dataset: Dataset, labels: Mapping[str, i
     batch: list[tuple] = []
     for n, file in enumerate(dataset.files, start=1):
         try:
-            batch.append((file, model.preprocessing.to_tensor(load_image(file.data))))
+            batch.append((file, load_image(file.data)))
         except ImageError as error:
             skipped.append(Skip(file.path, str(error)))
         if len(batch) == batch_size or (n == total and batch):
-            rows.extend(_predict_batch(model, batch, labels))
+            rows.extend(_predict_batch(model, batch, labels, maps, batch_size))
             batch = []
         if progress is not None and (n == total or not batch):
             progress(n / total, f"{n} of {total} images")
     return DatasetPredictions(model.name, rows, skipped, time.perf_counter() - started)
 
 
-def _predict_batch(model: LoadedModel, batch: list[tuple], labels: Mapping[str, int]) -> list[ImagePrediction]:
-    x = torch.cat([t for _, t in batch]).to(model.device)  # (B, 3, H, W)
-    with torch.inference_mode():  # the shared model is only read: no hooks, no graph
-        probs = torch.softmax(model.module(x).float(), dim=-1).cpu()
+def _predict_batch(model: LoadedModel, batch: list[tuple], labels: Mapping[str, int], maps: MapRequest | None,
+                   batch_size: int) -> list[ImagePrediction]:
+    images = [image for _, image in batch]
+    x = batch_tensor(model, images)  # (B, 3, H, W)
+    spec = resolve_method(maps.method) if maps is not None else None
+    if spec is None or spec.kind != "shared":
+        with torch.inference_mode():  # the shared model is only read: no hooks, no graph
+            rows = _rows(model, batch, labels, model.module(x))
+        if spec is not None:  # slow methods: their own passes, image by image
+            todo = [(r, im, _picked(maps, r, model)) for r, im in zip(rows, images)]
+            todo = [t for t in todo if t[2]]
+            cams = explain_batch(model, [t[1] for t in todo], [t[2] for t in todo], spec.key, maps.layer, batch_size)
+            for (row, image, _), results in zip(todo, cams):
+                maps.sink(row, image, results)
+        return rows
+    with borrowed_clone(model.module) as clone:  # predictions and maps from ONE forward pass
+        capture = forward_capture(clone, x, [maps.layer], spec.uses_gradients)
+        rows = _rows(model, batch, labels, capture.logits.detach())
+        wanted = [_picked(maps, r, model) for r in rows]
+        cams = cams_from_capture(model, capture, maps.layer, spec, wanted, images)
+    for row, image, results in zip(rows, images, cams):
+        if results:
+            maps.sink(row, image, results)
+    return rows
+
+
+def _picked(maps: MapRequest, row: ImagePrediction, model: LoadedModel) -> list[int]:
+    return list(dict.fromkeys(check_index(c, model.num_classes) for c in maps.pick(row)))
+
+
+def _rows(model: LoadedModel, batch: list[tuple], labels: Mapping[str, int], logits: torch.Tensor
+          ) -> list[ImagePrediction]:
+    probs = torch.softmax(logits.float(), dim=-1).cpu()
     cats = model.categories
     out = []
     for (file, _), p in zip(batch, probs):

@@ -9,7 +9,10 @@ and become listed skips, never a failure of the whole set.
 
 Example:
     >>> data = read_dataset("pets.zip")
-    >>> labels = map_folders(data.folders, model.categories)  # {"tabby": 281, ...}
+    >>> data.folders, len(data.files), data.skipped
+    (['cup', 'tabby'], 40, [Skip(path='tabby/notes.txt', reason='...')])
+
+Folder names become class indices in ``class_names.map_folders``.
 """
 from __future__ import annotations
 
@@ -20,13 +23,14 @@ import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Mapping, Sequence, Union
+from typing import BinaryIO, Sequence, Union
 
 from .errors import ExplainerError
 
 DatasetSource = Union[str, Path, bytes, bytearray, BinaryIO]
 IGNORED_DIRS = {"__MACOSX"}  # macOS archive metadata, not images
 IGNORED_FILES = {"Thumbs.db", "desktop.ini"}
+MAX_FILES_ENV, MAX_MB_ENV = "CAMSCOPE_DATASET_MAX_FILES", "CAMSCOPE_DATASET_MAX_MB"
 
 
 class DatasetError(ExplainerError):
@@ -39,6 +43,19 @@ class DatasetLimits:
 
     max_files: int = 5000
     max_total_bytes: int = 500 * 1024 * 1024  # uncompressed
+
+    @classmethod
+    def from_env(cls) -> "DatasetLimits":
+        """Defaults, or a deployment's own: CAMSCOPE_DATASET_MAX_FILES and CAMSCOPE_DATASET_MAX_MB."""
+        limits = cls()
+        try:
+            files = int(os.environ.get(MAX_FILES_ENV) or limits.max_files)
+            megabytes = float(os.environ.get(MAX_MB_ENV) or limits.max_total_bytes / 2**20)
+        except ValueError:
+            raise DatasetError(f"{MAX_FILES_ENV} and {MAX_MB_ENV} must be numbers.") from None
+        if files < 1 or megabytes <= 0:
+            raise DatasetError(f"{MAX_FILES_ENV} and {MAX_MB_ENV} must be positive.")
+        return cls(files, int(megabytes * 2**20))
 
 
 @dataclass(frozen=True)
@@ -136,7 +153,8 @@ def _from_zip(handle: BinaryIO, limits: DatasetLimits, name: str) -> Dataset:
     try:
         archive = zipfile.ZipFile(handle)
     except (zipfile.BadZipFile, OSError, EOFError):
-        raise DatasetError(f"{name} is not a zip file (or it is damaged); upload a .zip in ImageFolder layout.") from None
+        raise DatasetError(f"{name} is not a zip file (or it is damaged); "
+                           "upload a .zip in ImageFolder layout.") from None
     with archive:
         members: list[tuple[tuple[str, ...], zipfile.ZipInfo]] = []
         for info in archive.infolist():
@@ -200,6 +218,9 @@ def _from_folder(root: Path, limits: DatasetLimits, name: str) -> Dataset:
 
 def _layout(entries: list[tuple[tuple[str, ...], bytes]], skipped: list[Skip], name: str) -> Dataset:
     """Find the ImageFolder root: strip folders shared by every file while each file stays inside a class folder."""
+    if not entries and skipped:
+        raise DatasetError(f"{name} holds no readable files: {len(skipped)} skipped, e.g. {skipped[0].path}: "
+                           f"{skipped[0].reason}")
     if not entries:
         raise DatasetError(f"{name} holds no files; expected class folders with images (class_name/image.jpg).")
     depth = 0
@@ -216,70 +237,3 @@ def _layout(entries: list[tuple[tuple[str, ...], bytes]], skipped: list[Skip], n
         raise DatasetError(f"{name} has no class folders: put each image in a folder named after its class.")
     files.sort(key=lambda f: (f.folder, f.path))
     return Dataset(name=name, files=files, skipped=skipped)
-
-
-def normalize_name(name: str) -> str:
-    """Case, underscores, hyphens and spacing do not matter when a folder is matched to a class name."""
-    return " ".join(re.sub(r"[_\-]+", " ", str(name)).casefold().split())
-
-
-def _class_index(value: object, categories: Sequence[str], by_name: Mapping[str, list[int]], folder: str) -> int:
-    if isinstance(value, bool):
-        value = str(value)
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-        index = int(value)
-    else:
-        text = str(value).strip()
-        matches = by_name.get(normalize_name(text), [])
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            raise DatasetError(f"Folder {folder!r} is mapped to {text!r}, a name shared by classes "
-                               f"{', '.join(map(str, matches))}; map it to one class index.")
-        if not text.isdigit():
-            raise DatasetError(f"Folder {folder!r} is mapped to {text!r}, which is not a class of this model.")
-        index = int(text)
-    if not 0 <= index < len(categories):
-        raise DatasetError(f"Folder {folder!r} is mapped to class {index}, but this model has classes "
-                           f"0 to {len(categories) - 1}.")
-    return index
-
-
-def map_folders(folders: Sequence[str], categories: Sequence[str],
-                mapping: Mapping[str, object] | None = None) -> dict[str, int]:
-    """Match class folders to the model's classes.
-
-    Args:
-        folders: the dataset's class folder names.
-        categories: the model's class names, in index order.
-        mapping: optional {folder: class index or class name}; folders not in it are matched
-            by name (case-insensitive; underscores, hyphens and spaces alike).
-
-    Returns:
-        {folder: class index} for every folder.
-
-    Raises:
-        DatasetError: listing the folders that match no class (or several), or mapping keys that are no folder.
-    """
-    mapping = dict(mapping or {})
-    unknown = [k for k in mapping if k not in folders]
-    if unknown:
-        raise DatasetError(f"The mapping names folders the dataset does not have: {', '.join(map(repr, unknown))}.")
-    by_name: dict[str, list[int]] = {}
-    for i, category in enumerate(categories):
-        by_name.setdefault(normalize_name(category), []).append(i)
-    labels: dict[str, int] = {}
-    unmatched: list[str] = []
-    for folder in folders:
-        if folder in mapping and mapping[folder] not in (None, ""):
-            labels[folder] = _class_index(mapping[folder], categories, by_name, folder)
-            continue
-        matches = by_name.get(normalize_name(folder), [])
-        if len(matches) == 1:
-            labels[folder] = matches[0]
-        else:
-            unmatched.append(folder + (f" (classes {', '.join(map(str, matches))} share this name)" if matches else ""))
-    if unmatched:
-        raise DatasetError(f"These folders match no class of the model by name: {', '.join(unmatched)}. "
-                           "Rename them or give a mapping {folder: class index or name}.")
-    return labels

@@ -13,12 +13,16 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .dicom import MAX_FRAMES, DicomImage, DicomInfo, is_dicom, read_dicom
 from .errors import ImageError
 
 MAX_PIXELS_ENV = "CAMSCOPE_MAX_PIXELS"
 DEFAULT_MAX_PIXELS = 50_000_000
+# A map of a 3000 x 2 strip squeezed into a square input means nothing, and such
+# strips cannot be drawn (they round to zero pixels high when shown at page width).
+MAX_ASPECT = 100
 
-NOT_AN_IMAGE = "This file is not an image CAMscope can read (PNG, JPEG, WebP, BMP, TIFF)."
+NOT_AN_IMAGE = "This file is not an image CAMscope can read (PNG, JPEG, WebP, BMP, TIFF, GIF or DICOM)."
 EMPTY = "The image file is empty."
 DAMAGED = "The image file is truncated or damaged."
 
@@ -69,15 +73,43 @@ def _open_source(source: ImageSource) -> Union[str, io.BytesIO]:
     return io.BytesIO(data)
 
 
-def load_image(source: ImageSource) -> Image.Image:
+# The allowlist: a file is read only if its first bytes say it is one of these
+# (its name is never trusted); each maps to the one PIL decoder allowed to open it.
+_MAGIC: list[tuple[bytes, str]] = [
+    (b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+]
+
+
+def sniff_format(header: bytes) -> str | None:
+    """The format the file's first bytes announce ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF",
+    "DICOM"), or None when it is none of the allowed ones."""
+    if is_dicom(header):  # checked first: a DICOM preamble may itself look like a TIFF header
+        return "DICOM"
+    if header[:4] == b"RIFF" and header[8:12] == b"WEBP":
+        return "WEBP"
+    return next((name for magic, name in _MAGIC if header.startswith(magic)), None)
+
+
+def _header(opened: Union[str, io.BytesIO]) -> bytes:
+    if isinstance(opened, io.BytesIO):
+        return opened.getvalue()[:132]
+    with open(opened, "rb") as file:
+        return file.read(132)
+
+
+def load_image(source: ImageSource, frame: int = 0, window: tuple[float, float] | None = None) -> Image.Image:
     """Read an image and return it as a fully decoded RGB image.
 
     EXIF orientation is applied; transparency is composited on white; 16-bit and
     float images are scaled to 8 bits by their actual maximum; only the first
-    frame of an animated or multi-page file is kept.
+    frame of an animated or multi-page file is kept (files with more than
+    MAX_FRAMES frames are refused). DICOM goes through its modality LUT and VOI window.
 
     Args:
         source: a path, the file's bytes, or a binary file object (e.g. an upload).
+        frame: DICOM only: the frame of a multi-frame file (0 first).
+        window: DICOM only: (center, width) instead of the file's own window.
 
     Returns:
         An RGB ``PIL.Image.Image`` with its pixels loaded.
@@ -87,10 +119,16 @@ def load_image(source: ImageSource) -> Image.Image:
     """
     opened = _open_source(source)
     limit = max_pixels()
+    kind = sniff_format(_header(opened))
+    if kind is None:
+        raise ImageError(NOT_AN_IMAGE)
+    if kind == "DICOM":
+        data = opened.getvalue() if isinstance(opened, io.BytesIO) else Path(opened).read_bytes()
+        return read_dicom(data, frame=frame, window=window, max_pixels=limit).image
     try:
         with _OPEN_LOCK, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(opened)
+            image = Image.open(opened, formats=[kind])
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(_too_large_message(None, limit)) from None
     except UnidentifiedImageError:
@@ -101,13 +139,21 @@ def load_image(source: ImageSource) -> Image.Image:
         width, height = image.size
         if width * height > limit:
             raise ImageError(_too_large_message((width, height), limit))
+        if max(width, height) > MAX_ASPECT * min(width, height):
+            raise ImageError(f"The image is too narrow ({width} x {height} pixels): CAMscope reads images "
+                             f"whose width and height are at most {MAX_ASPECT} times apart.")
+        frames = getattr(image, "n_frames", 1)
+        if frames > MAX_FRAMES:  # counting frames reads headers only; this bounds work on hostile files
+            raise ImageError(f"The file has {frames:,} frames; CAMscope reads files with up to {MAX_FRAMES:,}.")
         try:
             image.seek(0)  # first frame of an animation or first page of a TIFF
             image.load()
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error):
             # PIL's decoders report corrupt data with any of these
             raise ImageError(DAMAGED) from None
-        return _to_rgb(_oriented(image))
+        rgb = _to_rgb(_oriented(image))
+    rgb.info.clear()  # no EXIF, ICC profile or text travels on: exports carry no metadata
+    return rgb
 
 
 def _oriented(image: Image.Image) -> Image.Image:
@@ -149,3 +195,28 @@ def image_sha256(image: Image.Image) -> str:
     digest.update(f"{image.mode}:{image.size[0]}x{image.size[1]}:".encode())
     digest.update(image.tobytes())
     return digest.hexdigest()
+
+
+def load_dicom(source: ImageSource, frame: int = 0, window: tuple[float, float] | None = None) -> DicomImage:
+    """Read a DICOM file: the displayed image and the few facts the app shows (modality, size, window).
+
+    Args:
+        source: a path, the file's bytes, or a binary file object.
+        frame, window: as for ``load_image``.
+
+    Returns:
+        DicomImage(image, info); ``info`` carries no other header field.
+
+    Raises:
+        ImageError: not a DICOM file, or any reason ``load_image`` gives.
+    """
+    opened = _open_source(source)
+    if sniff_format(_header(opened)) != "DICOM":
+        raise ImageError("This file is not a DICOM file (no 'DICM' marker after its 128-byte preamble).")
+    data = opened.getvalue() if isinstance(opened, io.BytesIO) else Path(opened).read_bytes()
+    return read_dicom(data, frame=frame, window=window, max_pixels=max_pixels())
+
+
+def dicom_info(source: ImageSource, frame: int = 0) -> DicomInfo:
+    """Modality, size, frame count and default window of a DICOM file; no other header field."""
+    return load_dicom(source, frame=frame).info

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 from ui import loaders, state  # noqa: E402
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGES = ["app_pages/compare.py", "app_pages/model.py"]
+PAGES = sorted(f"app_pages/{p.name}" for p in (Path(__file__).resolve().parents[1] / "app_pages").glob("*.py"))
 
 
 def new_app() -> AppTest:

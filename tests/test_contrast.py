@@ -80,6 +80,7 @@ def test_stage_layers_without_resolution_changes_spaces_the_blocks():
     assert stage_layers(infos) == [f"encoder.layers.layer_{i}" for i in (2, 5, 8, 11)]
     resnet = [LayerInfo("conv1", "Conv2d", (1, 64, 112, 112)), LayerInfo("layer1", "Seq", (1, 256, 56, 56)),
               LayerInfo("layer1.0", "Block", (1, 256, 56, 56)), LayerInfo("layer2", "Seq", (1, 512, 28, 28)),
-              LayerInfo("layer4", "Seq", (1, 2048, 7, 7), recommended=True), LayerInfo("avgpool", "Pool", (1, 2048, 1, 1))]
+              LayerInfo("layer4", "Seq", (1, 2048, 7, 7), recommended=True),
+              LayerInfo("avgpool", "Pool", (1, 2048, 1, 1))]  # after the recommended layer: left out
     assert stage_layers(resnet) == ["conv1", "layer1", "layer2", "layer4"]
     assert stage_layers(resnet, most=2) == ["layer2", "layer4"]

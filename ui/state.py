@@ -23,7 +23,7 @@ GALLERY: dict[str, str] = {  # title -> file in assets/samples (licences in asse
     "Hubble deep field": "hubble.jpg",
     "Retina": "retina.jpg",
 }
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff"]
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif", "dcm", "dicom"]
 DEFAULT_MODEL = "efficientnet_lite0"
 SOURCES = ["Gallery", "Upload", "Camera"]
 
@@ -86,3 +86,12 @@ def init_state() -> None:
 def selection() -> Selection:
     """The current selection (set by the sidebar earlier in this run)."""
     return st.session_state.get(SELECTION) or Selection()
+
+
+def require_selection() -> Selection:
+    """The selection, or a hint and the end of the page when the image or model is missing."""
+    chosen = selection()
+    if chosen.image is None or chosen.model is None:
+        st.info("Choose an image and a model that loads in the sidebar.")
+        st.stop()
+    return chosen

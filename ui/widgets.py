@@ -6,13 +6,14 @@ from typing import Optional
 import streamlit as st
 from PIL import Image
 
+from explainers.dicom import is_dicom
 from explainers.errors import ExplainerError
 from explainers.layers import LayerInfo
 from explainers.methods.catalog import list_methods
 from explainers.models import MANIFEST_ERRORS
 from explainers.models.spec import LoadedModel
 
-from . import loaders, state
+from . import dicom_controls, loaders, state
 
 PER_CHANNEL = ("scorecam", "ablationcam")  # one masked forward pass per channel of the layer
 
@@ -29,10 +30,12 @@ def image_picker(errors: list[str]) -> tuple[Optional[Image.Image], str, str]:
         data = (state.ASSETS / name).read_bytes()
     elif source == "Upload":
         upload = st.file_uploader("Upload an image", type=state.UPLOAD_TYPES, key=state.UPLOAD,
-                                  help="PNG, JPEG, WebP, BMP or TIFF, up to 50 MB.")
+                                  help="PNG, JPEG, WebP, BMP, TIFF, GIF or DICOM, up to 50 MB.")
         if upload is None:
             return None, "", ""
         name, data = upload.name, upload.getvalue()
+        if is_dicom(data[:132]):  # decoded with its window and frame controls, never cached by file
+            return dicom_controls.dicom_image(name, data, errors)
     else:
         shot = st.camera_input("Take a picture", key=state.CAMERA)
         if shot is None:

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image
+from scipy.stats import spearmanr
 
 from ..clones import borrowed_clone
 from ..errors import EvaluationError
@@ -80,3 +81,15 @@ def check_class(model: LoadedModel, class_index: int | None, image: Image.Image)
         raise EvaluationError(f"Class {class_index!r} is out of range: this model has classes "
                               f"0 to {model.num_classes - 1}.")
     return int(class_index)
+
+
+def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation of two maps. A constant map has no ranking: two equal constant
+    maps count as 1 (nothing changed), a constant and a varying one as 0."""
+    a = np.nan_to_num(np.asarray(a, dtype=np.float64)).ravel()
+    b = np.nan_to_num(np.asarray(b, dtype=np.float64)).ravel()
+    if a.size == 0:
+        return 0.0
+    if a.std() == 0 or b.std() == 0:
+        return 1.0 if a.std() == 0 and b.std() == 0 and np.allclose(a, b) else 0.0
+    return float(spearmanr(a, b).statistic)

@@ -97,9 +97,24 @@ class ConfidenceChange:
         return self.masked > self.original
 
 
-def random_saliency(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """A map of uniform noise: the reference a real map must beat."""
-    return np.random.default_rng(seed).random((height, width)).astype(np.float32)
+def random_saliency(height: int, width: int, seed: int = 0, cells: tuple[int, int] | None = (7, 7)) -> np.ndarray:
+    """A random map: the reference a real map must beat.
+
+    Args:
+        height, width: the map's size.
+        seed: fixes the map.
+        cells: uniform noise on this (rows, columns) grid, upsampled bilinearly like a CAM
+            (default 7 x 7, a typical last-layer grid). None gives per-pixel noise, whose deletion
+            curve falls fast for a wrong reason: scattered grey pixels wreck any image.
+    Returns:
+        (height, width) float32 in [0, 1].
+    """
+    rng = np.random.default_rng(seed)
+    if cells is None:
+        return rng.random((height, width)).astype(np.float32)
+    coarse = rng.random(tuple(int(c) for c in cells)).astype(np.float32)
+    fine = resize_map(coarse, height, width)
+    return (fine - fine.min()) / max(float(fine.max() - fine.min()), 1e-7)
 
 
 def baseline_pixels(rgb: np.ndarray, kind: str, mean: Sequence[float]) -> np.ndarray:

@@ -1,0 +1,67 @@
+"""Dataset confusion: predict a labelled set, see its confusion matrix, open a cell's images with their maps."""
+import streamlit as st
+
+from explainers.batch import default_batch_size
+from explainers.confusion import confusion_csv, confusion_matrix, per_class_accuracy, predictions_csv
+from explainers.dataset import DatasetLimits
+from ui import compare_views as views
+from ui import dataset as ds
+from ui import state
+
+st.title("Dataset confusion")
+model = state.selection().model
+if model is None:
+    st.info("Choose a model that loads in the sidebar.")
+    st.stop()
+dataset, key = ds.source_picker()
+if dataset is None:
+    limits = DatasetLimits.from_env()
+    st.info("Upload a zip with one folder per class (class_name/image.jpg), named like the model's classes "
+            f"or mapped below. Up to {limits.max_files} files, {limits.max_total_bytes / 2**20:.0f} MB unpacked.")
+    st.stop()
+st.caption(f"**{dataset.name}**: {len(dataset.files)} files in {len(dataset.folders)} class folders.")
+labels = ds.mapping_editor(model, dataset, key)
+batch_size = st.number_input("Batch size (images per forward pass)", 1, 256, default_batch_size(model), key=ds.BATCH)
+
+result = ds.predictions(model, dataset, key, labels, batch_size, compute=False)
+if result is None:
+    slot = st.empty()
+    if not slot.button(f"Predict {len(dataset.files)} images with {model.spec.display_name}", key=ds.RUN,
+                       type="primary"):
+        st.stop()
+    slot.empty()
+    bar = st.progress(0.0, text="Predicting…")
+    result = ds.predictions(model, dataset, key, labels, batch_size,
+                            progress=lambda fraction, message: bar.progress(min(fraction, 1.0), text=message))
+    bar.empty()
+
+matrix = confusion_matrix(result)
+images, accuracy, skipped = st.columns(3)
+images.metric("Images", len(result.rows))
+accuracy.metric("Accuracy", f"{result.accuracy:.1%}")
+skipped.metric("Skipped files", len(result.skipped))
+if result.skipped:
+    with st.expander("Skipped files and why"):
+        st.dataframe([{"file": s.path, "reason": s.reason} for s in result.skipped], hide_index=True, width="stretch")
+st.plotly_chart(ds.confusion_figure(matrix), width="stretch", key="dataset_confusion_chart")
+st.dataframe([{"class": f"{a.name} ({a.index})", "images": a.images, "correct": a.correct, "accuracy": a.accuracy,
+               "most confused with": a.most_confused_with} for a in per_class_accuracy(result)],
+             hide_index=True, width="stretch",
+             column_config={"accuracy": st.column_config.ProgressColumn("accuracy", format="percent")})
+left, right = st.columns(2)
+left.download_button("Predictions (CSV)", predictions_csv(result), file_name="predictions.csv", mime="text/csv",
+                     on_click="ignore", key="dataset_dl_predictions")
+right.download_button("Confusion matrix (CSV)", confusion_csv(matrix), file_name="confusion.csv", mime="text/csv",
+                      on_click="ignore", key="dataset_dl_confusion")
+
+st.subheader("Open a cell")
+names = dict(zip(matrix.columns, matrix.column_names))
+cells = matrix.cells()
+if st.session_state.get(ds.CELL) not in cells:  # a new set or model: start at its biggest mistake
+    st.session_state[ds.CELL] = cells[0]
+pick, method_column = st.columns([3, 1])
+cell = pick.selectbox("True → predicted (mistakes first)", cells, key=ds.CELL,
+                      format_func=lambda c: f"{names[c[0]]} → {names[c[1]]} · {c[2]} image{'s' * (c[2] != 1)}")
+with method_column:
+    method = views.method_picker(ds.METHOD)
+ds.gallery(model, dataset, key, result, cell[0], cell[1], method)

@@ -1,0 +1,54 @@
+"""``python -m explainers report IMAGE --out report.html``: the reviewer's HTML report from the command line."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DEFAULT_MODEL = "efficientnet_lite0"
+
+
+def add_report(sub: argparse._SubParsersAction) -> None:
+    """Add the ``report`` subcommand to the parser."""
+    p = sub.add_parser("report", help="write a self-contained HTML report for reviewers",
+                       description="Explain an image and write one HTML file with the image, the prediction, "
+                                   "the maps side by side, the settings and their hash.")
+    p.add_argument("image", help="image file (PNG, JPEG, WebP, BMP, TIFF, GIF or DICOM)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default: {DEFAULT_MODEL})")
+    p.add_argument("--method", action="extend", nargs="+", metavar="NAME",
+                   help="method key(s) (default: gradcam)")
+    p.add_argument("--class", dest="classes", action="extend", nargs="+", type=int, metavar="N",
+                   help="class index(es) to explain (default: the top-1 class)")
+    p.add_argument("--layer", action="extend", nargs="+", metavar="NAME",
+                   help="layer name(s) (default: the model's recommended layer)")
+    p.add_argument("--frame", type=int, default=0, help="DICOM: the frame of a multi-frame file (default: 0)")
+    p.add_argument("--window", type=float, nargs=2, metavar=("CENTER", "WIDTH"),
+                   help="DICOM: window center and width (default: the file's own)")
+    p.add_argument("--colormap", default="jet", help="matplotlib colormap (default: jet)")
+    p.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity in [0, 1] (default: 0.5)")
+    p.add_argument("--device", default=None, help="cpu, cuda or mps (default: CAMSCOPE_DEVICE, else the best)")
+    p.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
+    p.set_defaults(run=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from .errors import ExplainerError
+    from .io import load_image
+    from .render import colorize
+
+    if not 0.0 <= args.opacity <= 1.0:
+        raise ExplainerError(f"--opacity must be between 0 and 1, not {args.opacity}")
+    colorize([[0.0]], args.colormap)  # a bad colormap fails before the slow part
+    image = load_image(args.image, frame=args.frame, window=tuple(args.window) if args.window else None)
+    from .explain import explain
+    from .models import load_model
+    from .report import build_report
+
+    model = load_model(args.model, device=args.device)
+    result = explain(model, image, methods=args.method or ["gradcam"], classes=args.classes, layers=args.layer)
+    report = build_report(model, image, result.results, result.predictions, image_name=Path(args.image).name,
+                          colormap=args.colormap, opacity=args.opacity)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report.html, encoding="utf-8")
+    print(f"wrote {out} ({len(report.map_sha256)} map(s)); input hash {report.input_sha256}")
+    return 0

@@ -1,0 +1,122 @@
+"""Streamlit glue for the class, layer and model comparison pages: cached maps and a grid of panels.
+
+One cache entry is one ``explain()`` call's results (several classes, or several layers, of
+one method), stored without the image-size maps; the panels are drawn at display size.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Sequence
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from explainers.comparisons import class_difference, colorize_signed
+from explainers.explain import explain, on_grid
+from explainers.methods.catalog import list_methods
+from explainers.models.spec import LoadedModel
+from explainers.render import normalize_maps, overlay
+from explainers.results import CamResult
+
+from . import loaders, state
+
+DISPLAY_SIDE = 512
+COLUMNS = 4
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _cams(model_name: str, weights: Optional[str], image_sha: str, method: str, layers: tuple[str, ...],
+          classes: tuple[int, ...], contrast: Optional[tuple[int, int]], _model: LoadedModel,
+          _image: Image.Image) -> list[CamResult]:
+    loaders.ENGINE_CALLS += 1
+    result = explain(_model, _image, methods=[method], classes=list(classes) or None, contrast=contrast,
+                     layers=list(layers) or None)
+    return [dataclasses.replace(r, map=np.zeros((0, 0), np.float32)) for r in result.results]
+
+
+def cams(model: LoadedModel, image: Image.Image, image_sha: str, method: str, layers: Sequence[str] = (),
+         classes: Sequence[int] = (), contrast: Optional[tuple[int, int]] = None) -> list[CamResult]:
+    """One method's maps (at layer resolution; ``map`` left empty) for classes x layers, cached.
+
+    Args:
+        layers: module names (empty: the recommended layer); classes: indices (empty: the top-1).
+        contrast: (A, B) adds the map of "A rather than B" after the class maps.
+    """
+    return _cams(model.name, model.weights_sha256, image_sha, method, tuple(layers), tuple(int(c) for c in classes),
+                 tuple(int(c) for c in contrast) if contrast else None, model, image)
+
+
+def method_picker(key: str) -> str:
+    """One method (the one-pass ones: the comparisons run several maps at a time)."""
+    fast = [m for m in list_methods() if not m.slow]
+    names = {m.key: m.display_name for m in fast}
+    if st.session_state.get(key) not in names:
+        st.session_state[key] = "gradcam"
+    return st.selectbox("Method", list(names), key=key, format_func=names.get)
+
+
+def reset_on_change(key: str, context: tuple, defaults: dict) -> None:
+    """Widget defaults: all of them when ``context`` (e.g. model and image) differs from the last run's,
+    else only for widgets not in the state (Streamlit drops a widget's state when it is not drawn)."""
+    changed = st.session_state.get(key) != context
+    st.session_state[key] = context
+    for name, value in defaults.items():
+        if changed or name not in st.session_state:
+            st.session_state[name] = value
+
+
+def class_label(model: LoadedModel, index: int) -> str:
+    return f"{index}: {model.categories[index]}"
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def display_image(image_sha: str, _image: Image.Image) -> Image.Image:
+    small = _image.copy()
+    small.thumbnail((DISPLAY_SIDE, DISPLAY_SIDE), Image.Resampling.BILINEAR)
+    return small
+
+
+def rendering_controls(prefix: str, shared_default: bool) -> tuple[float, str, bool]:
+    """Opacity and colormap (shared with the compare page) and this page's shared-scale toggle."""
+    left, middle, right = st.columns(3)
+    opacity = left.slider("Overlay opacity", 0.0, 1.0, step=0.05, key=state.OPACITY)
+    colormap = middle.selectbox("Colormap", state.COLORMAPS, key=state.COLORMAP)
+    key = f"{prefix}_shared_scale"
+    if key not in st.session_state:
+        st.session_state[key] = shared_default
+    shared = right.toggle("One shared scale", key=key,
+                          help="On: every panel uses one range, so a weaker map looks weaker. Off: each its own.")
+    return opacity, colormap, shared
+
+
+def overlays(image: Image.Image, results: Sequence[CamResult], opacity: float, colormap: str,
+             shared: bool) -> list[np.ndarray]:
+    """Each result's overlay on ``image``: the engine's map (its own range), or one range over all raw maps."""
+    if shared:
+        maps = normalize_maps([r.raw for r in results], (image.height, image.width), shared=True)
+    else:
+        maps = [on_grid(r.raw, image.width, image.height) for r in results]
+    return [overlay(image, m, opacity, colormap) for m in maps]
+
+
+def difference_overlay(image: Image.Image, first: CamResult, second: CamResult,
+                       opacity: float) -> tuple[np.ndarray, float]:
+    """``first`` minus ``second`` on one shared scale, red where ``first`` is stronger, blue where ``second`` is.
+
+    Returns:
+        The overlay, colors stretched so the largest difference is saturated (similar maps would
+        otherwise look white), and that largest difference (in [0, 1]) for the caption.
+    """
+    diff = class_difference(first, second, (image.height, image.width))
+    largest = float(np.abs(diff).max())
+    colored = colorize_signed(diff / largest if largest > 0 else diff).astype(np.float64)
+    blended = (1 - opacity) * np.asarray(image.convert("RGB"), np.float64) + opacity * colored
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8), largest
+
+
+def grid(cells: Sequence[tuple[np.ndarray | Image.Image, str]], columns: int = COLUMNS) -> None:
+    """Pictures with captions, ``columns`` per row."""
+    for row in range(0, len(cells), columns):
+        for column, (picture, caption) in zip(st.columns(columns), cells[row:row + columns]):
+            column.image(picture, caption=caption, width="stretch")
