@@ -22,6 +22,11 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # pytorch-grad-cam's Score-CAM print
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+# NumPy's BLAS threads spin after each call and slow the next torch call on 2 cores; one thread
+# for NumPy on both sides (the library's SVD and the engine's) keeps the cases independent.
+threadpool_limits(1)
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from pytorch_grad_cam import (EigenGradCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM,  # noqa: E402

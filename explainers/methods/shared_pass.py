@@ -14,6 +14,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import pytorch_grad_cam as pgc
 import torch
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 
@@ -120,7 +121,8 @@ def first_component(batch: np.ndarray) -> np.ndarray:
     for activations in batch:  # (C, h, w)
         flat = activations.reshape(activations.shape[0], -1).transpose()  # (h*w, C)
         flat = flat - flat.mean(axis=0)
-        _, _, vt = np.linalg.svd(flat, full_matrices=False)
+        with threadpool_limits(1):  # idle BLAS threads spin for a while after a call, stealing torch's cores
+            _, _, vt = np.linalg.svd(flat, full_matrices=False)
         projections.append((flat @ vt[0, :]).reshape(activations.shape[1:]))
     return np.float32(projections)
 
