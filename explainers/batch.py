@@ -20,7 +20,7 @@ from PIL import Image
 
 from .clones import borrowed_clone
 from .errors import ImageError, MethodError, TargetError
-from .explain import explain, on_grid
+from .explain import ResultMaker, explain
 from .layers import resolve_layers
 from .methods.catalog import MethodSpec, resolve_method
 from .methods.shared_pass import ForwardCapture, forward_capture, shared_cam, to_numpy_map
@@ -120,17 +120,10 @@ def cams_from_capture(model: LoadedModel, capture: ForwardCapture, layer: str, s
             g_b = grads[b:b + 1] if grads is not None else None
             raws[b][slot] = (target, shared_cam(spec.library_class, acts[b:b + 1], g_b, [target]))
     logits = logits.detach()
-    probs = torch.softmax(logits.float(), dim=-1)
     seconds = (time.perf_counter() - started) / max(sum(len(w) for w in wanted), 1)
     results = []
     for b, image in enumerate(images):
-        row = []
-        for target, raw in raws[b]:
-            raw = raw.clip(min=0).astype("float32")
-            c = target.index
-            row.append(CamResult(method=spec.key, method_name=spec.display_name, layer=layer, class_index=c,
-                                 class_name=model.categories[c], score=float(logits[b, c]),
-                                 probability=float(probs[b, c]), raw=raw,
-                                 map=on_grid(raw, image.width, image.height), seconds=seconds))
+        make = ResultMaker(model, logits[b:b + 1], image.width, image.height)
+        row = [make(spec, layer, target, raw, seconds) for target, raw in raws[b]]
         results.append(row)
     return results

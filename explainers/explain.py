@@ -116,10 +116,14 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
             for t_i, target in enumerate(targets):
                 for n, g in layer_gradients(capture, target, layer_names).items():
                     grads[(t_i, n)] = to_numpy_map(g, reshape)
+                if "finercam" in keys:  # Finer-CAM's target needs only one more backward on the same graph
+                    finer = finer_target(capture.logits, target.index)
+                    for n, g in layer_gradients(capture, finer, layer_names).items():
+                        grads[("finer", t_i, n)] = to_numpy_map(g, reshape)
         timings["shared pass"] = shared_time = time.perf_counter() - start
         logits = capture.logits.detach()
         del capture  # frees the graph
-        make = _ResultMaker(model, logits, width, height)
+        make = ResultMaker(model, logits, width, height)
 
         shared_specs = [s for s in specs if s.kind == "shared"]
         n_shared = max(len(shared_specs) * len(targets) * len(layer_names), 1)
@@ -157,13 +161,9 @@ def _run_job(spec: MethodSpec, clone: torch.nn.Module, model: LoadedModel, layer
     if spec.key in ("fullgrad", "shapleycam"):
         return [model_methods.library_full_map(spec.key, clone, layer, x, t, reshape) for t in targets]
     if spec.key == "finercam":
-        out = []
-        for t in targets:
-            finer = finer_target(logits, t.index)
-            cap = forward_capture(clone, x, [layer], True)  # a fresh graph for this target
-            g = to_numpy_map(layer_gradients(cap, finer, [layer])[layer], reshape)
-            out.append(shared_cam(resolve_method("gradcam").library_class, acts, g, [finer]))
-        return out
+        gradcam = resolve_method("gradcam").library_class
+        return [shared_cam(gradcam, acts, grads[("finer", t_i, layer)], [finer_target(logits, t.index)])
+                for t_i, t in enumerate(targets)]
     if spec.key in ("guided_backprop", "guided_gradcam"):
         out = []
         for t_i, t in enumerate(targets):
@@ -176,7 +176,7 @@ def _run_job(spec: MethodSpec, clone: torch.nn.Module, model: LoadedModel, layer
     raise MethodError(f"Method {spec.display_name} is registered but has no implementation.")
 
 
-class _ResultMaker:
+class ResultMaker:
     """Builds CamResults: names, scores and the map on the original image grid."""
 
     def __init__(self, model: LoadedModel, logits: torch.Tensor, width: int, height: int) -> None:
