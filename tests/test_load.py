@@ -66,7 +66,7 @@ def test_an_out_of_memory_error_in_one_session_spares_the_others(monkeypatch, li
     from ui.errors import UNEXPECTED
 
     loaders._cam.clear()  # maps cached by earlier tests would hide the failure
-    original = engine._ResultMaker
+    original = engine.ResultMaker
     failing_width = 640  # the retina photo (640 x 640); the cat is 451 x 300
 
     def out_of_memory_for_the_retina(model, logits, width, height):  # runs inside the borrowed clone
@@ -74,7 +74,7 @@ def test_an_out_of_memory_error_in_one_session_spares_the_others(monkeypatch, li
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
         return original(model, logits, width, height)
 
-    monkeypatch.setattr(engine, "_ResultMaker", out_of_memory_for_the_retina)
+    monkeypatch.setattr(engine, "ResultMaker", out_of_memory_for_the_retina)
     victim, other = new_app(), new_app()
     victim.session_state[state.GALLERY_CHOICE] = "Retina"
     victim.run()
@@ -86,7 +86,7 @@ def test_an_out_of_memory_error_in_one_session_spares_the_others(monkeypatch, li
     assert panel_captions(other)
     victim.run()  # the failure is not cached: it happens again while the fault lasts
     assert [e.value for e in victim.error] == [UNEXPECTED]
-    monkeypatch.setattr(engine, "_ResultMaker", original)
+    monkeypatch.setattr(engine, "ResultMaker", original)
     victim.run()  # nothing stayed locked or broken: the same session recovers
     assert_clean(victim)
     assert panel_captions(victim)
