@@ -1,11 +1,12 @@
 """CAMscope: the frame. Page config, the shared sidebar (image, model, device), the page router."""
 import streamlit as st
 
-from ui import state, widgets
+from ui import sessions, state, widgets
 from ui.errors import shown_as_error
 
 st.set_page_config(page_title="CAMscope", page_icon=":material/center_focus_strong:", layout="wide")
 state.init_state()
+sessions.install()  # once per server process: frees the memory of sessions that have left
 
 errors: list[str] = []
 image, image_sha, image_name, model = None, "", "", None

@@ -1,6 +1,7 @@
 """The chosen model: where it comes from, how images are prepared, its layers, and the methods."""
 import streamlit as st
 
+from explainers.clones import has_hooks
 from explainers.methods.catalog import list_methods
 from ui import loaders, state
 
@@ -17,6 +18,10 @@ st.markdown(f"{spec.description}\n\n"
             f"- Weights: `{spec.weights_file or 'built in'}`, sha256 `{model.weights_sha256 or 'n/a'}`"
             f"{' (RANDOM weights)' if model.random_weights else ''}\n"
             f"- Device: `{model.device}` · {model.num_classes} classes · recommended layer `{model.target_layer}`")
+hooked = has_hooks(model.module)
+graded = any(p.grad is not None for p in model.module.parameters())
+st.caption(f"Shared model, checked on this run: {'HOOKS ATTACHED' if hooked else 'no hooks'} · "
+           f"{'GRADIENTS STORED' if graded else 'no stored gradients'} (every explanation runs on a private clone)")
 st.caption("Preprocessing (the whole image is resized, never cropped, so a map covers all of it)")
 st.json(model.preprocessing.as_dict(), expanded=True)
 

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from .clones import borrowed_clone
+from .device import plain_out_of_memory
 from .errors import ImageError, MethodError, TargetError
 from .explain import ResultMaker, explain
 from .layers import resolve_layers
@@ -70,7 +71,7 @@ def explain_batch(model: LoadedModel, images: Sequence[Image.Image], classes: Se
         chunk = range(start, min(start + batch_size, total))
         if spec.kind == "shared":
             batch = [images[i] for i in chunk]
-            with borrowed_clone(model.module) as clone:
+            with plain_out_of_memory(model.device, "this batch of images"), borrowed_clone(model.module) as clone:
                 capture = forward_capture(clone, batch_tensor(model, batch), [layer_name], spec.uses_gradients)
                 out.extend(cams_from_capture(model, capture, layer_name, spec, [wanted[i] for i in chunk], batch))
         else:  # slow methods batch their own masked passes inside explain()

@@ -20,6 +20,7 @@ from PIL import Image
 
 from .batch import batch_tensor, cams_from_capture, default_batch_size, explain_batch
 from .clones import borrowed_clone
+from .device import plain_out_of_memory
 from .dataset import Dataset, DatasetError, Skip
 from .errors import ImageError
 from .io import load_image
@@ -167,8 +168,8 @@ def _predict_batch(model: LoadedModel, batch: list[tuple], labels: Mapping[str, 
     x = batch_tensor(model, images)  # (B, 3, H, W)
     spec = resolve_method(maps.method) if maps is not None else None
     if spec is None or spec.kind != "shared":
-        with torch.inference_mode():  # the shared model is only read: no hooks, no graph
-            rows = _rows(model, batch, labels, model.module(x))
+        with plain_out_of_memory(model.device, "this batch of images"), torch.inference_mode():
+            rows = _rows(model, batch, labels, model.module(x))  # the shared model is only read: no hooks, no graph
         if spec is not None:  # slow methods: their own passes, image by image
             todo = [(r, im, _picked(maps, r, model)) for r, im in zip(rows, images)]
             todo = [t for t in todo if t[2]]
@@ -176,7 +177,8 @@ def _predict_batch(model: LoadedModel, batch: list[tuple], labels: Mapping[str, 
             for (row, image, _), results in zip(todo, cams):
                 maps.sink(row, image, results)
         return rows
-    with borrowed_clone(model.module) as clone:  # predictions and maps from ONE forward pass
+    # predictions and maps from ONE forward pass
+    with plain_out_of_memory(model.device, "this batch of images"), borrowed_clone(model.module) as clone:
         capture = forward_capture(clone, x, [maps.layer], spec.uses_gradients)
         rows = _rows(model, batch, labels, capture.logits.detach())
         wanted = [_picked(maps, r, model) for r in rows]

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 
-from .errors import ExplainerError
+from .errors import ExplainerError, OutOfMemory
 
 DEVICE_ENV = "CAMSCOPE_DEVICE"
 
@@ -33,3 +35,16 @@ def pick_device(requested: str | None = None) -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ExplainerError("Device 'mps' was asked for but Apple's MPS is not available here.")
     return device
+
+
+@contextmanager
+def plain_out_of_memory(device: torch.device, what: str) -> Iterator[None]:
+    """Turn an out-of-memory error into OutOfMemory with a sentence, after giving cached GPU memory back."""
+    try:
+        yield
+    except (torch.OutOfMemoryError, MemoryError) as error:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        place = "GPU" if device.type == "cuda" else "computer"
+        raise OutOfMemory(f"The {place} ran out of memory for {what}. Try fewer methods or layers, a smaller "
+                          "image or batch, or a smaller model; nothing else was affected.") from error

@@ -31,3 +31,7 @@ class ImageError(ExplainerError):
 
 class EvaluationError(ExplainerError):
     """A map, a ground truth or an evaluation setting is malformed."""
+
+
+class OutOfMemory(ExplainerError):
+    """The device (GPU or CPU) ran out of memory during a call; nothing is left half-done."""

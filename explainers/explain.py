@@ -10,6 +10,7 @@ from PIL import Image
 from pytorch_grad_cam.utils.image import scale_cam_image
 
 from .clones import borrowed_clone
+from .device import plain_out_of_memory
 from .errors import ImageError, MethodError
 from .layers import resolve_layers
 from .methods import guided as guided_methods
@@ -52,9 +53,8 @@ def _predictions(model: LoadedModel, logits: torch.Tensor, k: int = 5) -> list[P
 def predict(model: LoadedModel, image: Image.Image, k: int = 5) -> list[Prediction]:
     """The model's top-k classes for ``image`` (best first), with logits and probabilities."""
     model, image = _check_model(model), _check_image(image)
-    x = model.preprocessing.to_tensor(image).to(model.device)
-    with torch.inference_mode():
-        logits = model.module(x)
+    with plain_out_of_memory(model.device, "this prediction"), torch.inference_mode():
+        logits = model.module(model.preprocessing.to_tensor(image).to(model.device))
     return _predictions(model, logits, k)
 
 
@@ -106,7 +106,7 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
     jobs = [s for s in specs if s.kind != "shared"]
     report = _Reporter(progress, 1 + len(jobs))
 
-    with borrowed_clone(model.module) as clone:
+    with plain_out_of_memory(model.device, "this explanation"), borrowed_clone(model.module) as clone:
         start = time.perf_counter()
         capture = forward_capture(clone, x, layer_names, need_grads)
         targets = build_targets(capture.logits, classes, top_k, contrast)

@@ -58,12 +58,32 @@ def test_200_explanations_in_a_row_keep_memory_flat(lite0, cat_image, coffee_ima
 
 # --- a failure in one session ------------------------------------------------------------------------
 
+OUT_OF_MEMORY = ("The computer ran out of memory for this explanation. Try fewer methods or layers, a smaller "
+                 "image or batch, or a smaller model; nothing else was affected.")
+
+
+def test_out_of_memory_in_the_engine_is_a_plain_error_and_frees_the_clone(monkeypatch, lite0, cat_image):
+    import explainers.explain as engine
+    from explainers.errors import OutOfMemory
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(engine, "ResultMaker", out_of_memory)
+    with pytest.raises(OutOfMemory) as caught:
+        explain(lite0, cat_image, methods=["gradcam"])
+    assert str(caught.value) == OUT_OF_MEMORY
+    assert isinstance(caught.value.__cause__, torch.OutOfMemoryError)  # kept for the server log
+    monkeypatch.undo()
+    assert not has_hooks(lite0.module) and not any(has_hooks(c) for c in pool_clones(lite0))
+    assert explain(lite0, cat_image, methods=["gradcam"]).results[0].class_index == 285  # works again
+
+
 def test_an_out_of_memory_error_in_one_session_spares_the_others(monkeypatch, lite0):
     pytest.importorskip("streamlit")
     import explainers.explain as engine
     from tests.test_app import assert_clean, new_app, panel_captions
     from ui import loaders, state
-    from ui.errors import UNEXPECTED
 
     loaders._cam.clear()  # maps cached by earlier tests would hide the failure
     original = engine.ResultMaker
@@ -79,13 +99,13 @@ def test_an_out_of_memory_error_in_one_session_spares_the_others(monkeypatch, li
     victim.session_state[state.GALLERY_CHOICE] = "Retina"
     victim.run()
     assert not victim.exception
-    assert [e.value for e in victim.error] == [UNEXPECTED]  # a message, no traceback
+    assert [e.value for e in victim.error] == [OUT_OF_MEMORY]  # a plain message, no traceback
     assert not panel_captions(victim)
     other.run()  # meanwhile another session works, on the same shared model
     assert_clean(other)
     assert panel_captions(other)
     victim.run()  # the failure is not cached: it happens again while the fault lasts
-    assert [e.value for e in victim.error] == [UNEXPECTED]
+    assert [e.value for e in victim.error] == [OUT_OF_MEMORY]
     monkeypatch.setattr(engine, "ResultMaker", original)
     victim.run()  # nothing stayed locked or broken: the same session recovers
     assert_clean(victim)

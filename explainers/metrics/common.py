@@ -10,6 +10,7 @@ from PIL import Image
 from scipy.stats import spearmanr
 
 from ..clones import borrowed_clone
+from ..device import plain_out_of_memory
 from ..errors import EvaluationError
 from ..models.spec import LoadedModel
 
@@ -59,7 +60,8 @@ def class_probabilities(model: LoadedModel, batch: torch.Tensor, class_index: in
     Runs on a private clone of the model under inference mode: nothing shared is touched.
     """
     out = []
-    with borrowed_clone(model.module) as clone, torch.inference_mode():
+    with plain_out_of_memory(model.device, "this evaluation"), borrowed_clone(model.module) as clone, \
+            torch.inference_mode():
         for start in range(0, batch.shape[0], batch_size):
             logits = clone(batch[start:start + batch_size].to(model.device))
             out.append(torch.softmax(logits.float(), dim=-1)[:, class_index].cpu())

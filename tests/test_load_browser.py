@@ -1,0 +1,109 @@
+"""Eight browsers at once against one server: each its own image and class, its own correct map,
+no hook left on the shared model, and the server's memory back near its baseline once they leave."""
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+from explainers.explain import explain
+from explainers.io import load_image
+from tests.streamlit_server import CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM, ROOT, running_server
+from tests.test_load import rss_bytes
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM)
+
+# (gallery title, file, class): eight sessions, seven images, eight different (image, class) pairs
+SESSIONS = [("Cat (Chelsea)", "cat.jpg", 281), ("Coffee", "coffee.jpg", 967), ("Astronaut", "astronaut.jpg", 834),
+            ("Rocket launch", "rocket.jpg", 812), ("Photographer", "camera.jpg", 759),
+            ("Hubble deep field", "hubble.jpg", 100), ("Retina", "retina.jpg", 500), ("Cat (Chelsea)", "cat.jpg", 285)]
+TTL = 5  # seconds a closed tab's session is kept for a reload (Streamlit's default is 120)
+WAIT = 240_000  # ms: eight sessions share two cores
+VIEWPORT = {"width": 1400, "height": 1350}
+
+
+def _settled(page) -> None:
+    page.get_by_test_id("stImageCaption").filter(has_text="Grad-CAM · ").first.wait_for(timeout=WAIT)
+    page.get_by_test_id("stDownloadButton").filter(has_text="Everything").wait_for(timeout=WAIT)
+    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=WAIT)
+
+
+def _download_map(page, index: int) -> tuple[dict, np.ndarray | None]:
+    with page.expect_download(timeout=WAIT) as download:
+        page.get_by_test_id("stDownloadButton").filter(has_text="Everything").click()
+    with zipfile.ZipFile(download.value.path()) as archive:
+        settings = json.loads(archive.read("settings.json"))
+        name = f"gradcam_class{index}/map.npy"
+        cam = np.load(io.BytesIO(archive.read(name))) if name in archive.namelist() else None
+    return settings, cam
+
+
+def _memory_settles(pid: int, limit: float, seconds: float) -> int:
+    deadline, now = time.monotonic() + seconds, rss_bytes(pid)
+    while now > limit and time.monotonic() < deadline:
+        time.sleep(2)
+        now = rss_bytes(pid)
+    return now
+
+
+def test_eight_browser_sessions_each_see_their_own_result(lite0, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    expected = {(name, index): explain(lite0, load_image(ROOT / "assets" / "samples" / name), methods=["gradcam"],
+                                       classes=[index]).results[0].map for _, name, index in SESSIONS}
+    with running_server(tmp_path / "streamlit.log", "--server.disconnectedSessionTTL", str(TTL)) as (url, server), \
+            sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            warm = browser.new_context(viewport=VIEWPORT)
+            warm.new_page().goto(url)
+            _settled(warm.pages[0])  # the model is loaded and a first map drawn
+            warm.close()
+            time.sleep(TTL + 6)  # that session expires and is shut down
+            baseline = rss_bytes(server.pid)
+
+            contexts = [browser.new_context(accept_downloads=True, viewport=VIEWPORT) for _ in SESSIONS]
+            pages = [context.new_page() for context in contexts]
+            for page in pages:  # each step goes to all eight before any is waited on
+                page.goto(url)
+            for page, (title, _, _) in zip(pages, SESSIONS):
+                page.get_by_test_id("stSelectbox").filter(has_text="Sample image").click()
+                page.get_by_role("option", name=title, exact=True).click()
+            for page, (_, name, _) in zip(pages, SESSIONS):
+                page.get_by_text(f"As uploaded: {name}", exact=False).wait_for(timeout=WAIT)
+                page.get_by_test_id("stNumberInput").filter(has_text="Class index").wait_for(timeout=WAIT)
+            for page, (_, _, index) in zip(pages, SESSIONS):
+                box = page.get_by_label("Class index")
+                box.fill(str(index))
+                box.press("Enter")
+            for k, (page, (_, name, index)) in enumerate(zip(pages, SESSIONS)):
+                chosen = page.get_by_test_id("stSelectbox").filter(has_text="Class to explain").locator("input")
+                sync_api.expect(chosen).to_have_value(f"{index}: {lite0.categories[index]}", timeout=WAIT)
+                for _ in range(5):  # the rerun for the new class may still be drawing its panels
+                    _settled(page)
+                    assert page.get_by_test_id("stException").count() == 0
+                    assert page.get_by_test_id("stAlertContentError").count() == 0
+                    settings, cam = _download_map(page, index)
+                    if cam is not None:
+                        break
+                    time.sleep(3)
+                assert (settings["image"]["name"], settings["class"]["index"]) == (name, index), k
+                np.testing.assert_allclose(cam, expected[(name, index)], atol=1e-4, err_msg=f"session {k}")
+            peak = rss_bytes(server.pid)
+            for context in contexts:
+                context.close()
+
+            check = browser.new_context(viewport=VIEWPORT)  # the shared model, seen from a ninth session
+            page = check.new_page()
+            page.goto(f"{url}/model")
+            page.get_by_text("Shared model, checked on this run: no hooks · no stored gradients",
+                             exact=False).wait_for(timeout=WAIT)
+            check.close()
+        finally:
+            browser.close()
+        now = _memory_settles(server.pid, baseline * 1.10, seconds=60)
+    assert now <= baseline * 1.10, (f"server memory {now / 2**20:.0f} MiB, baseline {baseline / 2**20:.0f} MiB, "
+                                    f"peak {peak / 2**20:.0f} MiB")
