@@ -6,6 +6,7 @@ from ui import figures, loaders, panels, state, widgets
 
 st.title("Compare CAM methods")
 chosen = state.require_selection()
+st.sidebar.caption("The reviewer report of this page is with the downloads under the maps.")
 model, image, sha = chosen.model, chosen.image, chosen.image_sha256
 
 predictions = loaders.predictions(model.name, model.weights_sha256, sha, 5, model, image)

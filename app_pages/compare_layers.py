@@ -3,7 +3,7 @@ import streamlit as st
 
 from explainers.comparisons import stage_layers
 from ui import compare_views as views
-from ui import loaders, state
+from ui import loaders, report, state
 
 st.title("Compare layers")
 chosen = state.require_selection()
@@ -41,3 +41,4 @@ for r, picture in zip(results, views.overlays(shown, results, opacity, colormap,
 views.grid(cells)
 st.caption(f"{results[0].method_name} of class {results[0].class_name} at {len(results)} layers; "
            "each panel says the layer's resolution (height × width). ★ marks the recommended layer.")
+report.offer(model, image, chosen.image_name, results, opacity=opacity, colormap=colormap, key="layers")

@@ -6,9 +6,10 @@ from explainers.confusion import confusion_csv, confusion_matrix, per_class_accu
 from explainers.dataset import DatasetLimits
 from ui import compare_views as views
 from ui import dataset as ds
-from ui import state
+from ui import report, state
 
 st.title("Dataset confusion")
+report.offer_compare_maps(state.selection())
 model = state.selection().model
 if model is None:
     st.info("Choose a model that loads in the sidebar.")

@@ -3,7 +3,7 @@ import streamlit as st
 
 from ui import evaluate as ev
 from ui import evaluate_panels as panels
-from ui import loaders, state, widgets
+from ui import loaders, report, state, widgets
 from ui.errors import shown_as_error
 
 st.title("Evaluate maps")
@@ -23,14 +23,18 @@ if not methods:
     st.stop()
 job = ev.Job(model, image, sha, layer, class_index)
 with st.spinner("Computing maps…"):
-    maps = ev.explained_maps(job, methods)
+    results = ev.explained(job, methods)
+maps = {m: r.map for m, r in results.items()}
 
 faithful, localised, sane, stable = st.tabs(["Faithfulness", "Localisation", "Sanity check", "Stability"])
+metrics: dict[str, object] = {}  # what the tabs show, for the report
 with faithful, shown_as_error():  # a bad setting in one tab leaves the others working
-    panels.faithfulness_tab(job, maps)
+    metrics |= panels.faithfulness_tab(job, maps)
 with localised, shown_as_error():
-    panels.localisation_tab(job, maps)
+    metrics |= panels.localisation_tab(job, maps)
 with sane, shown_as_error():
-    panels.sanity_tab(job, methods)
+    metrics |= panels.sanity_tab(job, methods)
 with stable, shown_as_error():
-    panels.stability_tab(job, methods)
+    metrics |= panels.stability_tab(job, methods)
+report.offer(model, image, chosen.image_name, list(results.values()), opacity=float(st.session_state[state.OPACITY]),
+             colormap=str(st.session_state[state.COLORMAP]), metrics=metrics, key="evaluate")

@@ -3,9 +3,10 @@ import streamlit as st
 
 from explainers.clones import has_hooks
 from explainers.methods.catalog import list_methods
-from ui import loaders, state
+from ui import loaders, report, state
 
 st.title("Layers & model")
+report.offer_compare_maps(state.selection())
 model = state.selection().model
 if model is None:
     st.info("Choose a model that loads in the sidebar.")

@@ -105,5 +105,6 @@ def test_eight_browser_sessions_each_see_their_own_result(lite0, tmp_path):
         finally:
             browser.close()
         now = _memory_settles(server.pid, baseline * 1.10, seconds=60)
+    print(f"server RSS: baseline {baseline / 2**20:.0f} MiB, peak {peak / 2**20:.0f} MiB, after {now / 2**20:.0f} MiB")
     assert now <= baseline * 1.10, (f"server memory {now / 2**20:.0f} MiB, baseline {baseline / 2**20:.0f} MiB, "
                                     f"peak {peak / 2**20:.0f} MiB")

@@ -123,21 +123,83 @@ def test_command_line_report_of_a_bad_file_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "r.html").exists()
 
 
-def test_the_compare_page_offers_the_report():
+@pytest.fixture
+def offered(monkeypatch):
+    """Every download button drawn while the app runs: {label: its data (bytes or the callable)}."""
     pytest.importorskip("streamlit")
+    from streamlit.delta_generator import DeltaGenerator
+
+    seen: dict[str, object] = {}
+    original = DeltaGenerator.download_button
+
+    def recording(self, label, data, *args, **kwargs):
+        seen[label] = data
+        return original(self, label, data, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaGenerator, "download_button", recording)
+    return seen
+
+
+def _built(data) -> str:
+    return (data() if callable(data) else data).decode("utf-8")
+
+
+@pytest.mark.parametrize("page", ["app_pages/compare.py", "app_pages/compare_classes.py",
+                                  "app_pages/compare_layers.py", "app_pages/dataset.py", "app_pages/evaluate.py",
+                                  "app_pages/model.py"])
+def test_every_page_offers_the_report(page, offered):
     from tests.test_app import assert_clean, new_app
+    from ui.report import LABEL
+
+    at = new_app()
+    at.run()
+    offered.clear()
+    at.switch_page(page).run()
+    assert_clean(at)
+    assert LABEL in offered, sorted(offered)
+    assert "CAMscope report" in _built(offered[LABEL])
+
+
+def test_a_page_without_maps_reports_the_compare_pages_maps(offered, lite0):
+    from explainers.io import load_image
+    from tests.test_app import new_app
+    from ui import state
+    from ui.report import LABEL
 
     at = new_app().run()
-    assert_clean(at)
-    buttons = [e for e in at.get("download_button")]
-    labels = [getattr(b, "label", None) or getattr(b, "proto", None).label for b in buttons]
-    assert "Download report (HTML)" in labels, labels
+    at.number_input(key=state.CLASS_INDEX).set_value(281).run()  # tabby, not the top class
+    offered.clear()
+    at.switch_page("app_pages/model.py").run()
+    page = _built(offered[LABEL])
+    sample = load_image(state.ASSETS / state.GALLERY["Cat (Chelsea)"])  # the app's default image
+    expected = explain(lite0, sample, methods=["gradcam"], classes=[281]).results[0]
+    assert _hashes(page) == {f"gradcam/{lite0.target_layer}/class281": map_sha256(expected)}
 
 
-def test_the_app_export_builds_the_same_report(first, lite0, cat_image):
-    from ui import export
+def test_the_compare_pages_report_is_the_engines_report(first, lite0, cat_image):
+    from ui.report import report_bytes
 
     report, result = first
-    page = export.report_html(lite0, cat_image, "cat.jpg", result.results, result.predictions,
-                              {"colormap": "jet", "opacity": 0.5, "shared_scale": False}).decode("utf-8")
+    page = report_bytes(lite0, cat_image, "cat.jpg", result.results, 0.5, "jet").decode("utf-8")
     assert _hashes(page) == report.map_sha256 and report.input_sha256 in page
+
+
+def test_the_evaluate_pages_report_carries_the_metrics_it_shows(offered):
+    from tests.test_app_evaluate import assert_clean, new_page
+    from ui import evaluate as ev
+    from ui.report import LABEL
+
+    at = new_page()
+    before = html.unescape(_built(offered[LABEL]))
+    assert "Grad-CAM · pointing game" in before  # the localisation tab's default box is always scored
+    assert "deletion area" not in before  # faithfulness waits for its button
+    at.button(key=ev.RUN_FAITHFULNESS).click().run()
+    assert_clean(at)
+    shown = {m.label: m.value for m in at.metric[:2]}  # Grad-CAM's two areas, as the page prints them
+    page = html.unescape(_built(offered[LABEL]))
+    rows = dict(re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td></tr>", page))
+    deletion = next(v for k, v in rows.items() if k.startswith("Grad-CAM · deletion area (5 steps"))
+    insertion = next(v for k, v in rows.items() if k.startswith("Grad-CAM · insertion area (5 steps"))
+    assert f"{float(deletion):.3f}" == shown["Deletion area (lower is better)"]
+    assert f"{float(insertion):.3f}" == shown["Insertion area (higher is better)"]
+    assert any(k.startswith("Random map (reference) · deletion area") for k in rows)

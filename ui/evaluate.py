@@ -18,6 +18,7 @@ from PIL import Image
 from explainers.methods.catalog import list_methods
 from explainers.metrics import faithfulness, sanity, stability
 from explainers.models.spec import LoadedModel
+from explainers.results import CamResult
 from explainers.render import upsample
 
 from . import loaders
@@ -209,7 +210,6 @@ def _fit(image: Image.Image, side: int) -> tuple[int, int]:
     return max(1, round(image.height * scale)), max(1, round(image.width * scale))
 
 
-def explained_maps(job: Job, methods: list[str]) -> dict[str, np.ndarray]:
-    """The methods' maps on the image grid (cached across pages by ``loaders.explanations``)."""
-    results = loaders.explanations(job.model, job.image, job.image_sha, job.layer, job.class_index, methods)
-    return {m: r.map for m, r in results.items()}
+def explained(job: Job, methods: list[str]) -> dict[str, CamResult]:
+    """The methods' maps (cached across pages by ``loaders.explanations``)."""
+    return loaders.explanations(job.model, job.image, job.image_sha, job.layer, job.class_index, methods)

@@ -1,4 +1,7 @@
-"""The Evaluate page's four tabs: faithfulness, localisation, sanity check, stability."""
+"""The Evaluate page's four tabs: faithfulness, localisation, sanity check, stability.
+
+Each tab returns the figures it shows, {"<method> · <metric>": value}, for the reviewer's report.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -19,7 +22,7 @@ def _names(job: ev.Job, methods: list[str]) -> dict[str, str]:
     return {m: ("Random map (reference)" if m == ev.RANDOM else resolve_method(m).display_name) for m in methods}
 
 
-def faithfulness_tab(job: ev.Job, maps: dict[str, np.ndarray]) -> None:
+def faithfulness_tab(job: ev.Job, maps: dict[str, np.ndarray]) -> dict[str, object]:
     st.caption("Deletion removes the pixels the map ranks highest first; insertion reveals them first. "
                "A faithful map makes the class probability fall fast (LOW deletion area) and rise fast "
                "(HIGH insertion area). A random map with the same blockiness is the reference to beat.")
@@ -37,7 +40,7 @@ def faithfulness_tab(job: ev.Job, maps: dict[str, np.ndarray]) -> None:
         if not st.button(f"Run faithfulness ({passes} forward passes)", key=ev.RUN_FAITHFULNESS, type="primary"):
             st.caption("Computed when you press the button, then kept for this image, class and settings.")
             if not done:
-                return
+                return {}
         else:
             update, clear = ev.progress_bar()
             ev.faithfulness_run(job, todo, steps, deletion, insertion, road, update)
@@ -45,9 +48,12 @@ def faithfulness_tab(job: ev.Job, maps: dict[str, np.ndarray]) -> None:
             st.rerun()  # redraw from the cache, without the button
     names = _names(job, list(done))
     items = list(done.items())
+    shown: dict[str, object] = {}
     for row in range(0, len(items), COLUMNS):
         for column, (method, found) in zip(st.columns(COLUMNS), items[row:row + COLUMNS]):
             curves = found["curves"]
+            shown[f"{names[method]} · deletion area ({steps} steps, {deletion})"] = round(curves.deletion.area, 4)
+            shown[f"{names[method]} · insertion area ({steps} steps, {insertion})"] = round(curves.insertion.area, 4)
             column.plotly_chart(figs.curves_figure(curves, names[method]), width="stretch",
                                 key=f"evaluate_curves_{method}")
             column.metric("Deletion area (lower is better)", f"{curves.deletion.area:.3f}")
@@ -57,6 +63,9 @@ def faithfulness_tab(job: ev.Job, maps: dict[str, np.ndarray]) -> None:
                 column.caption(f"ROAD combined {r.combined:+.3f} (higher is better) · drop in confidence "
                                f"{100 * c.drop:.1f}% · {'increase' if c.increase else 'no increase'} "
                                f"({c.original:.3f} → {c.masked:.3f} on image × map)")
+                shown[f"{names[method]} · ROAD combined"] = round(r.combined, 4)
+                shown[f"{names[method]} · drop in confidence"] = f"{100 * c.drop:.1f}%"
+    return shown
 
 
 def _ground_truth(job: ev.Job) -> np.ndarray | None:
@@ -85,10 +94,10 @@ def _ground_truth(job: ev.Job) -> np.ndarray | None:
     return localisation.ground_truth(height, width, mask=mask)
 
 
-def localisation_tab(job: ev.Job, maps: dict[str, np.ndarray]) -> None:
+def localisation_tab(job: ev.Job, maps: dict[str, np.ndarray]) -> dict[str, object]:
     truth = _ground_truth(job)
     if truth is None:
-        return
+        return {}
     left, right = st.columns(2)
     at_224 = left.number_input("Pointing tolerance (px at 224 px)", 0.0, 100.0, step=1.0, key=ev.TOLERANCE,
                                help="TorchRay uses 15 px; scaled here to the image's shorter side.")
@@ -99,9 +108,14 @@ def localisation_tab(job: ev.Job, maps: dict[str, np.ndarray]) -> None:
                f"**{'hit' if centre.hit else 'miss'}** ({centre.distance:.1f} px from the object).")
     names = _names(job, list(maps))
     items = list(maps.items())
+    shown: dict[str, object] = {}
     for row in range(0, len(items), COLUMNS):
         for column, (method, cam) in zip(st.columns(COLUMNS), items[row:row + COLUMNS]):
             found = localisation.localise(cam, truth, tolerance, threshold)
+            shown[f"{names[method]} · pointing game"] = (f"{'hit' if found.pointing.hit else 'miss'} "
+                                                         f"({found.pointing.distance:.1f} px)")
+            shown[f"{names[method]} · energy in the ground truth"] = round(found.energy, 4)
+            shown[f"{names[method]} · IoU at {threshold:.2f} of the maximum"] = round(found.iou, 4)
             picture = figs.localisation_picture(job.image, cam, truth, found, ev.DISPLAY_SIDE)
             verdict = "hit" if found.pointing.hit else "miss"
             column.image(picture, width="stretch",
@@ -109,9 +123,10 @@ def localisation_tab(job: ev.Job, maps: dict[str, np.ndarray]) -> None:
                                  f"energy {found.energy:.2f} · IoU {found.iou:.2f}")
     st.caption("White: ground truth · cyan: the map above the threshold · circle: the map's peak with the "
                "tolerance, green for a hit, red for a miss.")
+    return shown
 
 
-def sanity_tab(job: ev.Job, methods: list[str]) -> None:
+def sanity_tab(job: ev.Job, methods: list[str]) -> dict[str, object]:
     st.caption("The model's weights are re-initialized from the top layer downward (cascading) or one block "
                "at a time (independent), on a copy of the model. A map that barely changes shows the image, "
                "not what the model learned (Adebayo et al., 2018).")
@@ -126,28 +141,31 @@ def sanity_tab(job: ev.Job, methods: list[str]) -> None:
     if result is None:
         if not st.button(f"Run the sanity check ({steps + 1} explanations)", key=ev.RUN_SANITY, type="primary"):
             st.caption(f"Top groups first: {', '.join(groups[::-1][:steps])}.")
-            return
+            return {}
         update, clear = ev.progress_bar()
         ev.sanity_run(job, chosen, mode, steps, update)
         clear()
         st.rerun()  # redraw from the cache, without the button
+    names = _names(job, chosen)
+    shown: dict[str, object] = {}
     for method, verdict in result.verdicts.items():
         (st.success if verdict.passes else st.warning)(verdict.sentence)
+        shown[f"{names[method]} · sanity check ({result.mode}, {steps} groups)"] = verdict.sentence
     if not result.verdicts and result.mode == "cascading":
         st.caption(f"No verdict from fewer than {sanity.MIN_VERDICT_STEPS} layer groups: after one or two "
                    "random layers the answer is still down to chance.")
     elif not result.verdicts:
         st.caption("Independent randomization gives no verdict; it shows which blocks each map depends on.")
-    st.plotly_chart(figs.similarity_figure(result, _names(job, chosen)), width="stretch", key="evaluate_similarity")
-    names = _names(job, chosen)
+    st.plotly_chart(figs.similarity_figure(result, names), width="stretch", key="evaluate_similarity")
     for method in chosen:
         st.markdown(f"**{names[method]}**: original, then after each step")
         pictures = [colorize(result.original[method])] + [colorize(s.maps[method]) for s in result.steps]
         captions = ["original"] + [f"{s.group} · ρ {s.spearman[method]:.2f}" for s in result.steps]
         st.image(pictures, caption=captions, width=ev.THUMB_SIDE // 2 + 40)
+    return shown
 
 
-def stability_tab(job: ev.Job, methods: list[str]) -> None:
+def stability_tab(job: ev.Job, methods: list[str]) -> dict[str, object]:
     st.caption("Each map is computed again on a mirrored, zoomed and noisy copy of the image and brought back; "
                "the per-pixel spread is the uncertainty (0 = perfectly stable; at most 0.5).")
     a, b, c, d = st.columns(4)
@@ -159,7 +177,7 @@ def stability_tab(job: ev.Job, methods: list[str]) -> None:
     if result is None:
         views = int(mirror) + len(zooms) + (int(samples) if noise > 0 else 0)
         if not st.button(f"Run stability ({views + 1} explanations)", key=ev.RUN_STABILITY, type="primary"):
-            return
+            return {}
         update, clear = ev.progress_bar()
         ev.stability_run(job, methods, mirror, zooms, noise, samples, update)
         clear()
@@ -175,4 +193,7 @@ def stability_tab(job: ev.Job, methods: list[str]) -> None:
                          caption=f"{found.method_name} · mean spread {found.mean_std:.3f} · "
                                  f"mean ρ with the original {found.mean_spearman:.2f}")
     st.caption(f"Views: {', '.join(items[0][1].views)}. Colours share one scale (brightest = {top:.2f}).")
+    return {f"{found.method_name} · {name}": value for found in result.values()
+            for name, value in (("mean spread (stability)", round(found.mean_std, 4)),
+                                ("mean ρ with the original (stability)", round(found.mean_spearman, 4)))}
 

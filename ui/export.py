@@ -76,13 +76,3 @@ def file_stem(result: CamResult) -> str:
     """A file-system-safe name for one result, e.g. 'gradcam++_class281'."""
     safe = "".join(c if c.isalnum() or c in "+-_" else "_" for c in result.method)
     return f"{safe}_class{result.class_index}"
-
-
-def report_html(model: LoadedModel, image: Image.Image, image_name: str, results: list[CamResult],
-                predictions: list, rendering: dict) -> bytes:
-    """The reviewer's HTML report (explainers.report) of the maps on the page, as UTF-8 bytes."""
-    from explainers.report import build_report
-
-    report = build_report(model, image, results, predictions, image_name=image_name,
-                          colormap=rendering["colormap"], opacity=rendering["opacity"])
-    return report.html.encode("utf-8")

@@ -14,7 +14,7 @@ from explainers.models.spec import LoadedModel
 from explainers.render import normalize_maps, overlay, to_png_bytes
 from explainers.results import CamResult
 
-from . import export, figures, loaders, state
+from . import export, figures, report, state
 from .errors import shown_as_error
 
 DISPLAY_SIDE = 768  # panels are drawn at most this large; downloads stay full size
@@ -95,9 +95,8 @@ def _downloads(model: LoadedModel, image: Image.Image, image_name: str, image_sh
         settings = export.settings(model, image_name, image_sha, image.size, layer, results, rendering)
         return export.zip_bytes(image, results, full_overlays(), settings)
 
-    def report() -> bytes:
-        predictions = loaders.predictions(model.name, model.weights_sha256, image_sha, 5, model, image)
-        return export.report_html(model, image, image_name, results, predictions, rendering)
+    def reviewer_report() -> bytes:
+        return report.report_bytes(model, image, image_name, results, rendering["opacity"], rendering["colormap"])
 
     one, two, three, four = st.columns(4)
     one.download_button(f"{chosen.method_name} overlay (PNG)", overlay_png, file_name=f"{stem}.png",
@@ -108,7 +107,7 @@ def _downloads(model: LoadedModel, image: Image.Image, image_name: str, image_sh
     three.download_button("Everything (.zip)", everything, file_name="camscope.zip", mime="application/zip",
                           on_click="ignore", key="compare_dl_zip",
                           help="Original, every overlay (PNG), map and raw map (.npy), and settings.json.")
-    four.download_button("Download report (HTML)", report, file_name="camscope-report.html", mime="text/html",
+    four.download_button(report.LABEL, reviewer_report, file_name="camscope-report.html", mime="text/html",
                          on_click="ignore", key="compare_dl_report",
                          help="One self-contained page for reviewers: image, prediction, maps, settings and "
                               "their hash, intended use.")

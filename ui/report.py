@@ -1,0 +1,68 @@
+"""The reviewer's HTML report, offered in the sidebar of every page.
+
+A page with maps of its own offers the report of exactly those maps (with its metrics,
+if it has any); a page without maps offers the Compare page's maps of the sidebar's
+image (its methods, class and layer). Either way the report is built only when the
+button is pressed, from the engine (no Streamlit cache is needed at that moment).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping, Optional, Sequence
+
+import streamlit as st
+from PIL import Image
+
+from explainers.explain import explain, on_grid, predict
+from explainers.models.spec import LoadedModel
+from explainers.report import build_report
+from explainers.results import CamResult
+
+from . import state
+
+LABEL = "Reviewer report (HTML)"
+HELP = ("One self-contained page for reviewers: the image, the prediction, the maps of this page side by side, "
+        "the settings and their hash, the metrics computed here, and an intended-use note.")
+
+
+def report_bytes(model: LoadedModel, image: Image.Image, image_name: str, results: Sequence[CamResult],
+                 opacity: float, colormap: str, metrics: Optional[Mapping[str, object]] = None) -> bytes:
+    """The report (explainers.report) of ``results`` as UTF-8 HTML; fills in maps kept at layer size only."""
+    full = [r if r.map.size else dataclasses.replace(r, map=on_grid(r.raw, image.width, image.height))
+            for r in results]
+    report = build_report(model, image, full, predict(model, image, k=5), image_name=image_name,
+                          metrics=metrics, colormap=colormap, opacity=opacity)
+    return report.html.encode("utf-8")
+
+
+def offer(model: LoadedModel, image: Image.Image, image_name: str, results: Sequence[CamResult], *,
+          opacity: float, colormap: str, metrics: Optional[Mapping[str, object]] = None,
+          label: str = LABEL, key: str = "page") -> None:
+    """A sidebar button that downloads the report of this page's maps."""
+    results = list(results)
+    metrics = dict(metrics or {})
+    st.sidebar.download_button(
+        label, lambda: report_bytes(model, image, image_name, results, opacity, colormap, metrics),
+        file_name="camscope-report.html", mime="text/html", on_click="ignore", key=f"report_{key}", help=HELP)
+
+
+def offer_compare_maps(chosen: state.Selection) -> None:
+    """For pages without maps of their own: the report of the Compare page's maps of the sidebar's image."""
+    model, image = chosen.model, chosen.image
+    if model is None or image is None:
+        return
+    session = st.session_state
+    same_image = session.get(state.CLASS_CONTEXT) == (model.name, chosen.image_sha256)
+    classes = [int(session[state.CLASS_INDEX])] if same_image and state.CLASS_INDEX in session else None
+    layers = [session[state.LAYER]] if session.get(state.LAYER_MODEL) == model.name else None
+    methods = list(session.get(state.METHODS) or ["gradcam"])
+    opacity, colormap = float(session[state.OPACITY]), str(session[state.COLORMAP])
+
+    def build() -> bytes:
+        results = explain(model, image, methods=methods, classes=classes, layers=layers).results
+        return report_bytes(model, image, chosen.image_name, results, opacity, colormap)
+
+    st.sidebar.download_button(LABEL, build, file_name="camscope-report.html", mime="text/html",
+                               on_click="ignore", key="report_compare_maps",
+                               help=HELP.replace("of this page", "of the Compare page (its methods, class and "
+                                                 "layer) for the image chosen above"))
