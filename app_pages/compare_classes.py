@@ -48,7 +48,8 @@ a = a_col.selectbox("A", range(model.num_classes), key="classes_a", format_func=
 b = b_col.selectbox("B", range(model.num_classes), key="classes_b", format_func=label)
 if a == b:
     st.info("Pick two different classes.")
-    report.offer(model, image, chosen.image_name, results, opacity=opacity, colormap=colormap, key="classes")
+    report.offer(model, image, chosen.image_name, results, opacity=opacity, colormap=colormap, shared=shared,
+                 key="classes")
     st.stop()
 map_a, map_b, contrast = views.cams(model, image, sha, method, classes=[a, b], contrast=(a, b))
 a_overlay, b_overlay = views.overlays(shown, [map_a, map_b], opacity, colormap, shared=True)
@@ -59,4 +60,4 @@ views.grid([(views.overlays(shown, [contrast], opacity, colormap, False)[0], f"{
             (a_overlay, f"A: {map_a.class_name} · p={map_a.probability:.1%}"),
             (b_overlay, f"B: {map_b.class_name} · p={map_b.probability:.1%}")])
 report.offer(model, image, chosen.image_name, [*results, contrast], opacity=opacity, colormap=colormap,
-             key="classes")
+             shared=shared, key="classes")

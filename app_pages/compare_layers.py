@@ -41,4 +41,5 @@ for r, picture in zip(results, views.overlays(shown, results, opacity, colormap,
 views.grid(cells)
 st.caption(f"{results[0].method_name} of class {results[0].class_name} at {len(results)} layers; "
            "each panel says the layer's resolution (height × width). ★ marks the recommended layer.")
-report.offer(model, image, chosen.image_name, results, opacity=opacity, colormap=colormap, key="layers")
+report.offer(model, image, chosen.image_name, results, opacity=opacity, colormap=colormap, shared=shared,
+             key="layers")

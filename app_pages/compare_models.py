@@ -63,5 +63,5 @@ for column, model, result, picture, letter in zip(st.columns(2), models, results
                  f"({result.class_index}) · p={result.probability:.1%} · layer {result.layer}")
         weights = "random weights" if model.random_weights else f"weights {(model.weights_sha256 or 'n/a')[:12]}"
         st.caption(f"`{model.spec.architecture}` · {weights}")
-    report.offer(model, image, chosen.image_name, [result], opacity=opacity, colormap=colormap,
+    report.offer(model, image, chosen.image_name, [result], opacity=opacity, colormap=colormap, shared=shared,
                  label=f"Reviewer report, model {letter} (HTML)", key=f"models_{letter}")

@@ -37,4 +37,5 @@ with sane, shown_as_error():
 with stable, shown_as_error():
     metrics |= panels.stability_tab(job, methods)
 report.offer(model, image, chosen.image_name, list(results.values()), opacity=float(st.session_state[state.OPACITY]),
-             colormap=str(st.session_state[state.COLORMAP]), metrics=metrics, key="evaluate")
+             colormap=str(st.session_state[state.COLORMAP]), shared=bool(st.session_state[state.SHARED_SCALE]),
+             metrics=metrics, key="evaluate")

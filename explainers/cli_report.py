@@ -25,6 +25,8 @@ def add_report(sub: argparse._SubParsersAction) -> None:
                    help="DICOM: window center and width (default: the file's own)")
     p.add_argument("--colormap", default="jet", help="matplotlib colormap (default: jet)")
     p.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity in [0, 1] (default: 0.5)")
+    p.add_argument("--shared-scale", action="store_true",
+                   help="draw all class maps on one shared range, so a weaker map looks weaker")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: CAMSCOPE_DEVICE, else the best)")
     p.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
     p.set_defaults(run=run_report)
@@ -46,7 +48,7 @@ def run_report(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device)
     result = explain(model, image, methods=args.method or ["gradcam"], classes=args.classes, layers=args.layer)
     report = build_report(model, image, result.results, result.predictions, image_name=Path(args.image).name,
-                          colormap=args.colormap, opacity=args.opacity)
+                          colormap=args.colormap, opacity=args.opacity, shared_scale=args.shared_scale)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report.html, encoding="utf-8")

@@ -21,7 +21,7 @@ from PIL import Image
 
 from .io import image_sha256
 from .models.spec import LoadedModel
-from .render import overlay, to_png_bytes
+from .render import normalize_maps, overlay, to_png_bytes
 from .results import CamResult, Prediction
 
 INTENDED_USE = (
@@ -75,7 +75,7 @@ def report_settings(model: LoadedModel, results: Sequence[CamResult], versions: 
 def build_report(model: LoadedModel, image: Image.Image, results: Sequence[CamResult],
                  predictions: Sequence[Prediction], *, image_name: str = "",
                  metrics: Optional[Mapping[str, object]] = None, colormap: str = "jet",
-                 opacity: float = 0.5) -> Report:
+                 opacity: float = 0.5, shared_scale: bool = False) -> Report:
     """Build the report for maps already computed.
 
     Args:
@@ -86,13 +86,15 @@ def build_report(model: LoadedModel, image: Image.Image, results: Sequence[CamRe
         image_name: shown in the report (a file name; nothing else about the file is included).
         metrics: e.g. {"gradcam / deletion AUC": 0.21}; values are shown as they are.
         colormap, opacity: how the overlays are drawn.
+        shared_scale: draw the class maps on one shared range (as the app's toggle does), so a
+            weaker map looks weaker; contrast maps keep their own range.
 
     Returns:
         Report with the HTML, ``input_sha256`` and one hash per map.
     """
     from .cli import package_versions  # one list of versions for the CLI's summary and the report
 
-    rendering = {"colormap": colormap, "opacity": opacity}
+    rendering = {"colormap": colormap, "opacity": opacity, "shared_scale": bool(shared_scale)}
     settings = report_settings(model, results, package_versions(), rendering)
     pixels = image_sha256(image)
     input_sha = hashlib.sha256((pixels + json.dumps(settings, sort_keys=True)).encode()).hexdigest()
@@ -101,8 +103,10 @@ def build_report(model: LoadedModel, image: Image.Image, results: Sequence[CamRe
     shown = image.copy()
     shown.thumbnail((DISPLAY_SIDE, DISPLAY_SIDE), Image.Resampling.BILINEAR)
     cells = [_figure(shown, f"Original · {image.width} × {image.height}")]
-    cells += [_figure(overlay(shown, r.map, opacity, colormap),
-                      f"{r.method_name} · {r.label} · layer {r.layer} · {r.seconds:.2f} s") for r in results]
+    maps = _scaled(results, (shown.height, shown.width), shared_scale)
+    cells += [_figure(overlay(shown, m, opacity, colormap),
+                      f"{r.method_name} · {r.label} · layer {r.layer} · {r.seconds:.2f} s")
+              for r, m in zip(results, maps)]
     rows_predictions = [(f"{p.index}", p.name, f"{p.probability:.4f}", f"{p.score:.4f}") for p in predictions]
     rows_settings = [(key, json.dumps(value) if not isinstance(value, str) else value)
                      for key, value in settings.items() if key != "versions"]
@@ -126,6 +130,15 @@ def build_report(model: LoadedModel, image: Image.Image, results: Sequence[CamRe
     ])
     page = _PAGE.format(title=_e(f"CAMscope report · {image_name}"), body=body)
     return Report(page, input_sha, hashes, settings)
+
+
+def _scaled(results: Sequence[CamResult], size: tuple[int, int], shared: bool) -> list[np.ndarray]:
+    """Each result's map in [0, 1]: its own range, or one range shared by the class (non-contrast) maps."""
+    maps = [r.map for r in results]
+    together = [i for i, r in enumerate(results) if r.contrast_index is None] if shared else []
+    for i, m in zip(together, normalize_maps([results[i].raw for i in together], size, shared=True)):
+        maps[i] = m
+    return maps
 
 
 def _figure(picture, caption: str) -> str:

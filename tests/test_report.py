@@ -97,6 +97,31 @@ def _hashes(page: str) -> dict[str, str]:
     return dict(re.findall(r"<tr><td>([^<]+/class\d+)</td><td>([0-9a-f]{64})</td></tr>", page))
 
 
+def test_shared_scale_draws_the_class_maps_on_one_range(lite0, cat_image):
+    from explainers.render import normalize_maps, overlay
+    from explainers.report import DISPLAY_SIDE
+
+    result = explain(lite0, cat_image, methods=["gradcam"], classes=[285, 281], contrast=(285, 281))
+    shown = cat_image.copy()
+    shown.thumbnail((DISPLAY_SIDE, DISPLAY_SIDE), Image.Resampling.BILINEAR)
+    size = (shown.height, shown.width)
+    pictures = {}
+    for shared in (False, True):
+        report = build_report(lite0, cat_image, result.results, result.predictions, shared_scale=shared)
+        pictures[shared] = [np.asarray(p.convert("RGB")) for p in images_in(report.html)[1:]]
+        assert report.settings["rendering"]["shared_scale"] is shared
+    classes, contrast = result.results[:2], result.results[2]
+    assert contrast.contrast_index == 281
+    together = normalize_maps([r.raw for r in classes], size, shared=True)
+    assert max(float(m.max()) for m in together) > 0.99 > min(float(m.max()) for m in together)  # one is weaker
+    def differs(picture, cam) -> int:
+        return int(np.abs(picture.astype(int) - overlay(shown, cam, 0.5, "jet").astype(int)).max())
+
+    for i, m in enumerate(together):
+        assert differs(pictures[True][i], m) <= 1 and differs(pictures[False][i], classes[i].map) <= 1
+    np.testing.assert_array_equal(pictures[True][2], pictures[False][2])  # the contrast map keeps its own range
+
+
 def test_command_line_report_is_reproducible(tmp_path, cat_image, capsys):
     path = tmp_path / "cat.png"
     cat_image.save(path)

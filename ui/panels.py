@@ -96,7 +96,8 @@ def _downloads(model: LoadedModel, image: Image.Image, image_name: str, image_sh
         return export.zip_bytes(image, results, full_overlays(), settings)
 
     def reviewer_report() -> bytes:
-        return report.report_bytes(model, image, image_name, results, rendering["opacity"], rendering["colormap"])
+        return report.report_bytes(model, image, image_name, results, rendering["opacity"], rendering["colormap"],
+                                   rendering["shared_scale"])
 
     one, two, three, four = st.columns(4)
     one.download_button(f"{chosen.method_name} overlay (PNG)", overlay_png, file_name=f"{stem}.png",

@@ -26,23 +26,24 @@ HELP = ("One self-contained page for reviewers: the image, the prediction, the m
 
 
 def report_bytes(model: LoadedModel, image: Image.Image, image_name: str, results: Sequence[CamResult],
-                 opacity: float, colormap: str, metrics: Optional[Mapping[str, object]] = None) -> bytes:
+                 opacity: float, colormap: str, shared: bool = False,
+                 metrics: Optional[Mapping[str, object]] = None) -> bytes:
     """The report (explainers.report) of ``results`` as UTF-8 HTML; fills in maps kept at layer size only."""
     full = [r if r.map.size else dataclasses.replace(r, map=on_grid(r.raw, image.width, image.height))
             for r in results]
     report = build_report(model, image, full, predict(model, image, k=5), image_name=image_name,
-                          metrics=metrics, colormap=colormap, opacity=opacity)
+                          metrics=metrics, colormap=colormap, opacity=opacity, shared_scale=shared)
     return report.html.encode("utf-8")
 
 
 def offer(model: LoadedModel, image: Image.Image, image_name: str, results: Sequence[CamResult], *,
-          opacity: float, colormap: str, metrics: Optional[Mapping[str, object]] = None,
+          opacity: float, colormap: str, shared: bool = False, metrics: Optional[Mapping[str, object]] = None,
           label: str = LABEL, key: str = "page") -> None:
     """A sidebar button that downloads the report of this page's maps."""
     results = list(results)
     metrics = dict(metrics or {})
     st.sidebar.download_button(
-        label, lambda: report_bytes(model, image, image_name, results, opacity, colormap, metrics),
+        label, lambda: report_bytes(model, image, image_name, results, opacity, colormap, shared, metrics),
         file_name="camscope-report.html", mime="text/html", on_click="ignore", key=f"report_{key}", help=HELP)
 
 
@@ -57,10 +58,11 @@ def offer_compare_maps(chosen: state.Selection) -> None:
     layers = [session[state.LAYER]] if session.get(state.LAYER_MODEL) == model.name else None
     methods = list(session.get(state.METHODS) or ["gradcam"])
     opacity, colormap = float(session[state.OPACITY]), str(session[state.COLORMAP])
+    shared = bool(session[state.SHARED_SCALE])
 
     def build() -> bytes:
         results = explain(model, image, methods=methods, classes=classes, layers=layers).results
-        return report_bytes(model, image, chosen.image_name, results, opacity, colormap)
+        return report_bytes(model, image, chosen.image_name, results, opacity, colormap, shared)
 
     st.sidebar.download_button(LABEL, build, file_name="camscope-report.html", mime="text/html",
                                on_click="ignore", key="report_compare_maps",
