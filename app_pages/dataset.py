@@ -10,10 +10,7 @@ from ui import report, state
 
 st.title("Dataset confusion")
 report.offer_compare_maps(state.selection())
-model = state.selection().model
-if model is None:
-    st.info("Choose a model that loads in the sidebar.")
-    st.stop()
+model = state.require_model().model
 dataset, key = ds.source_picker()
 if dataset is None:
     limits = DatasetLimits.from_env()

@@ -36,6 +36,6 @@ with sane, shown_as_error():
     metrics |= panels.sanity_tab(job, methods)
 with stable, shown_as_error():
     metrics |= panels.stability_tab(job, methods)
-report.offer(model, image, chosen.image_name, list(results.values()), opacity=float(st.session_state[state.OPACITY]),
-             colormap=str(st.session_state[state.COLORMAP]), shared=bool(st.session_state[state.SHARED_SCALE]),
-             metrics=metrics, key="evaluate")
+opacity, colormap, shared = state.rendering()
+report.offer(model, image, chosen.image_name, list(results.values()), opacity=opacity, colormap=colormap,
+             shared=shared, metrics=metrics, key="evaluate")

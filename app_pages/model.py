@@ -7,10 +7,7 @@ from ui import loaders, report, state
 
 st.title("Layers & model")
 report.offer_compare_maps(state.selection())
-model = state.selection().model
-if model is None:
-    st.info("Choose a model that loads in the sidebar.")
-    st.stop()
+model = state.require_model().model
 
 spec = model.spec
 st.subheader(spec.display_name)

@@ -89,7 +89,8 @@ def _cam(model_name: str, weights_sha256: Optional[str], image_sha: str, layer: 
     return dataclasses.replace(_computed[method], map=np.zeros((0, 0), np.float32))
 
 
-def _with_map(result: CamResult, image: Image.Image) -> CamResult:
+def with_map(result: CamResult, image: Image.Image) -> CamResult:
+    """``result`` with its map on the image grid (cached results keep only the layer-size map)."""
     return dataclasses.replace(result, map=on_grid(result.raw, image.width, image.height))
 
 
@@ -117,7 +118,7 @@ def explanations(model: LoadedModel, image: Image.Image, image_sha: str, layer: 
     missing: list[str] = []
     for method in methods:
         try:
-            found[method] = _with_map(_cam(*key, method, None), image)
+            found[method] = with_map(_cam(*key, method, None), image)
         except _Miss:
             missing.append(method)
     if missing and compute:

@@ -108,7 +108,4 @@ def _downloads(model: LoadedModel, image: Image.Image, image_name: str, image_sh
     three.download_button("Everything (.zip)", everything, file_name="camscope.zip", mime="application/zip",
                           on_click="ignore", key="compare_dl_zip",
                           help="Original, every overlay (PNG), map and raw map (.npy), and settings.json.")
-    four.download_button(report.LABEL, reviewer_report, file_name="camscope-report.html", mime="text/html",
-                         on_click="ignore", key="compare_dl_report",
-                         help="One self-contained page for reviewers: image, prediction, maps, settings and "
-                              "their hash, intended use.")
+    report.button(four, reviewer_report, "compare_dl_report")

@@ -7,18 +7,17 @@ button is pressed, from the engine (no Streamlit cache is needed at that moment)
 """
 from __future__ import annotations
 
-import dataclasses
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import streamlit as st
 from PIL import Image
 
-from explainers.explain import explain, on_grid, predict
+from explainers.explain import explain, predict
 from explainers.models.spec import LoadedModel
 from explainers.report import build_report
 from explainers.results import CamResult
 
-from . import state
+from . import loaders, state
 
 LABEL = "Reviewer report (HTML)"
 HELP = ("One self-contained page for reviewers: the image, the prediction, the maps of this page side by side, "
@@ -29,22 +28,25 @@ def report_bytes(model: LoadedModel, image: Image.Image, image_name: str, result
                  opacity: float, colormap: str, shared: bool = False,
                  metrics: Optional[Mapping[str, object]] = None) -> bytes:
     """The report (explainers.report) of ``results`` as UTF-8 HTML; fills in maps kept at layer size only."""
-    full = [r if r.map.size else dataclasses.replace(r, map=on_grid(r.raw, image.width, image.height))
-            for r in results]
+    full = [r if r.map.size else loaders.with_map(r, image) for r in results]
     report = build_report(model, image, full, predict(model, image, k=5), image_name=image_name,
                           metrics=metrics, colormap=colormap, opacity=opacity, shared_scale=shared)
     return report.html.encode("utf-8")
+
+
+def button(where, build: Callable[[], bytes], key: str, label: str = LABEL, help: str = HELP) -> None:
+    """The report's download button in ``where`` (a column or the sidebar); ``build`` runs on click only."""
+    where.download_button(label, build, file_name="camscope-report.html", mime="text/html", on_click="ignore",
+                          key=key, help=help)
 
 
 def offer(model: LoadedModel, image: Image.Image, image_name: str, results: Sequence[CamResult], *,
           opacity: float, colormap: str, shared: bool = False, metrics: Optional[Mapping[str, object]] = None,
           label: str = LABEL, key: str = "page") -> None:
     """A sidebar button that downloads the report of this page's maps."""
-    results = list(results)
-    metrics = dict(metrics or {})
-    st.sidebar.download_button(
-        label, lambda: report_bytes(model, image, image_name, results, opacity, colormap, shared, metrics),
-        file_name="camscope-report.html", mime="text/html", on_click="ignore", key=f"report_{key}", help=HELP)
+    results, metrics = list(results), dict(metrics or {})
+    button(st.sidebar, lambda: report_bytes(model, image, image_name, results, opacity, colormap, shared, metrics),
+           f"report_{key}", label)
 
 
 def offer_compare_maps(chosen: state.Selection) -> None:
@@ -57,14 +59,11 @@ def offer_compare_maps(chosen: state.Selection) -> None:
     classes = [int(session[state.CLASS_INDEX])] if same_image and state.CLASS_INDEX in session else None
     layers = [session[state.LAYER]] if session.get(state.LAYER_MODEL) == model.name else None
     methods = list(session.get(state.METHODS) or ["gradcam"])
-    opacity, colormap = float(session[state.OPACITY]), str(session[state.COLORMAP])
-    shared = bool(session[state.SHARED_SCALE])
+    opacity, colormap, shared = state.rendering()
 
     def build() -> bytes:
         results = explain(model, image, methods=methods, classes=classes, layers=layers).results
         return report_bytes(model, image, chosen.image_name, results, opacity, colormap, shared)
 
-    st.sidebar.download_button(LABEL, build, file_name="camscope-report.html", mime="text/html",
-                               on_click="ignore", key="report_compare_maps",
-                               help=HELP.replace("of this page", "of the Compare page (its methods, class and "
-                                                 "layer) for the image chosen above"))
+    button(st.sidebar, build, "report_compare_maps", help=HELP.replace(
+        "of this page", "of the Compare page (its methods, class and layer) for the image chosen above"))

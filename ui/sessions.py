@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import gc
 import logging
 import os
@@ -89,6 +90,7 @@ def _shut_down(session_info) -> None:
 M_ARENA_MAX = -8  # mallopt parameter number, from glibc's malloc.h
 
 
+@functools.lru_cache(maxsize=1)  # find_library runs ldconfig: once per process is enough
 def _libc() -> Optional[ctypes.CDLL]:
     name = ctypes.util.find_library("c")
     try:

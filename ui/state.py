@@ -95,3 +95,18 @@ def require_selection() -> Selection:
         st.info("Choose an image and a model that loads in the sidebar.")
         st.stop()
     return chosen
+
+
+def require_model() -> Selection:
+    """The selection, or a hint and the end of the page when no model loads (the image may be missing)."""
+    chosen = selection()
+    if chosen.model is None:
+        st.info("Choose a model that loads in the sidebar.")
+        st.stop()
+    return chosen
+
+
+def rendering() -> tuple[float, str, bool]:
+    """The Compare page's opacity, colormap and shared-scale setting."""
+    session = st.session_state
+    return float(session[OPACITY]), str(session[COLORMAP]), bool(session[SHARED_SCALE])
