@@ -40,37 +40,74 @@ def stage_layers(layers: Sequence[LayerInfo], most: int = 6) -> list[str]:
     """Layers from early to late, one per spatial resolution, for a "where does evidence form" view.
 
     For each output resolution, the last of the least nested modules (a stage, not a conv inside
-    it), so a CNN gives e.g. ``layer1, layer2, layer3, layer4``; the recommended layer always ends
-    the list. Models without resolution changes (ViT) get evenly spaced siblings of the recommended layer.
+    it), so a CNN gives e.g. ``layer1, layer2, layer3, layer4``; a stage that only repeats its last
+    block's output is given as that block (``blocks.1`` of EfficientNet is ``blocks.1.1``). With three
+    resolutions or more, the first one (the stem) is left out: its edge-like maps are often all zero
+    (Grad-CAM at EfficientNet-Lite0's ``bn1`` on the cat). The recommended layer always ends the list.
+    Models without resolution changes (ViT) get evenly spaced siblings of the recommended layer.
 
     Args:
         layers: from ``list_layers``, in model order.
         most: at most this many layers (the latest kept).
     Returns:
-        Layer names, early to late.
+        Layer names, early to late; each one makes a map of its own (or is the recommended layer).
     """
     recommended = next((i.name for i in layers if i.recommended), None)
-    spatial = [i for i in layers if len(i.output_shape) == 4]
+    order = [i.name for i in layers]
+    listed = {i.name for i in layers if i.makes_own_map or i.recommended}
+
+    def carrier(info: LayerInfo) -> str:  # the listed layer that gives this module's map
+        return info.name if info.name in listed else info.same_map_as if info.same_map_as in listed else ""
+
     by_size: dict[tuple[int, int], list[LayerInfo]] = {}
-    for info in spatial:
-        by_size.setdefault(tuple(info.output_shape[-2:]), []).append(info)
+    for info in layers:
+        if len(info.output_shape) == 4 and carrier(info):
+            by_size.setdefault(tuple(info.output_shape[-2:]), []).append(info)
+    groups = sorted(by_size.values(), key=lambda group: min(order.index(carrier(i)) for i in group))
     picked: list[str] = []
-    if len(by_size) >= 2:
-        for group in by_size.values():  # dicts keep first-seen order: early resolutions first
+    if len(groups) >= 2:
+        for group in groups[1:] if len(groups) >= 3 else groups:
             depth = min(i.name.count(".") for i in group)
-            picked.append([i.name for i in group if i.name.count(".") == depth][-1])
+            name = carrier([i for i in group if i.name.count(".") == depth][-1])
+            if name not in picked:
+                picked.append(name)
     elif recommended is not None:
         parent = recommended.rpartition(".")[0]
-        siblings = [i.name for i in layers if i.name.rpartition(".")[0] == parent and
+        siblings = [i.name for i in layers if i.name.rpartition(".")[0] == parent and i.name in listed and
                     i.name.count(".") == recommended.count(".") and i.output_shape == _shape(layers, recommended)]
         step = max(1, len(siblings) // 4)
         picked = siblings[len(siblings) - 1::-step][::-1] if siblings else []
     if recommended is not None:
         picked = [n for n in picked if n != recommended]
-        order = [i.name for i in layers]
         late = [n for n in picked if order.index(n) > order.index(recommended)]
         picked = [n for n in picked if n not in late] + [recommended]
     return picked[-most:]
+
+
+def layers_in_range(names: Sequence[str], first: str, last: str, count: int,
+                    prefer: Sequence[str] = ()) -> list[str]:
+    """``count`` layers from ``first`` to ``last`` (both in ``names``, which is in model order).
+
+    The range's last layer always; then the ``prefer`` layers inside the range (e.g. ``stage_layers``),
+    latest first; then layers evenly spaced over the range until there are ``count``.
+
+    Returns:
+        At most ``count`` names (fewer when the range is shorter), early to late.
+    """
+    start, stop = sorted((list(names).index(first), list(names).index(last)))
+    span = list(names[start:stop + 1])
+    count = max(1, min(int(count), len(span)))
+    picked = [span[-1]]
+    for name in reversed([p for p in prefer if p in span]):
+        if len(picked) < count and name not in picked:
+            picked.append(name)
+    spots = count
+    while len(picked) < count:  # more and more evenly spaced spots until enough are new
+        for position in np.linspace(0, len(span) - 1, spots).round().astype(int):
+            if len(picked) < count and span[position] not in picked:
+                picked.append(span[position])
+        spots += 1
+    return sorted(picked, key=span.index)
 
 
 def _shape(layers: Sequence[LayerInfo], name: str) -> tuple[int, ...]:

@@ -72,7 +72,7 @@ def test_signed_colors_put_zero_in_the_middle():
 
 
 def test_stage_layers_on_the_embedded_model(lite0):
-    assert stage_layers(list_layers(lite0)) == ["bn1", "blocks.1", "blocks.2", "blocks.4", "bn2"]
+    assert stage_layers(list_layers(lite0)) == ["blocks.1.1", "blocks.2.1", "blocks.4.2", "bn2"]
 
 
 def test_stage_layers_without_resolution_changes_spaces_the_blocks():
@@ -82,5 +82,5 @@ def test_stage_layers_without_resolution_changes_spaces_the_blocks():
               LayerInfo("layer1.0", "Block", (1, 256, 56, 56)), LayerInfo("layer2", "Seq", (1, 512, 28, 28)),
               LayerInfo("layer4", "Seq", (1, 2048, 7, 7), recommended=True),
               LayerInfo("avgpool", "Pool", (1, 2048, 1, 1))]  # after the recommended layer: left out
-    assert stage_layers(resnet) == ["conv1", "layer1", "layer2", "layer4"]
+    assert stage_layers(resnet) == ["layer1", "layer2", "layer4"]  # the stem (conv1) left out
     assert stage_layers(resnet, most=2) == ["layer2", "layer4"]
