@@ -1,20 +1,14 @@
 """Compare layers: one method across several layers, early to late, to see where the evidence forms."""
 import streamlit as st
 
-from explainers.comparisons import stage_layers
 from ui import compare_views as views
-from ui import loaders, report, state
+from ui import loaders, report, state, widgets
 
 st.title("Compare layers")
 chosen = state.require_selection()
 model, image, sha = chosen.model, chosen.image, chosen.image_sha256
 top = loaders.predictions(model.name, model.weights_sha256, sha, 5, model, image)
-infos = loaders.layers(model.name, model.weights_sha256, model)
-usable = [i for i in infos if len(i.output_shape) == 4 or (model.spec.reshape_transform and len(i.output_shape) == 3)]
-shapes = {i.name: i.output_shape for i in usable}
 views.reset_on_change("layers_context", (model.name, sha), {"layers_class": top[0].index})
-stages = [n for n in stage_layers(infos) if n in shapes]
-views.reset_on_change("layers_model", (model.name,), {"layers_picked": stages})
 
 left, right = st.columns([1, 2])
 with left:
@@ -22,12 +16,11 @@ with left:
     class_index = st.selectbox("Class", range(model.num_classes), key="layers_class",
                                format_func=lambda i: views.class_label(model, i))
 with right:
-    picked = st.multiselect("Layers (listed in model order, early to late)", list(shapes), key="layers_picked",
-                            help="By default one layer per resolution, ending with the recommended one.")
+    picked = widgets.layer_range_picker(model, "layers")
 if not picked:
-    st.info("Pick at least one layer.")
+    st.info("This model has no layer that gives a map.")
     st.stop()
-layers = sorted(picked, key=list(shapes).index)  # early to late, whatever the order they were picked in
+layers = picked  # early to late
 opacity, colormap, shared = views.rendering_controls("layers", shared_default=False)
 
 with st.spinner("Computing maps…"):
@@ -37,7 +30,8 @@ cells = [(shown, f"Original · {image.width} × {image.height}")]
 for r, picture in zip(results, views.overlays(shown, results, opacity, colormap, shared)):
     height, width = r.raw.shape
     star = " ★" if r.layer == model.target_layer else ""
-    cells.append((picture, f"{r.layer}{star} · {height} × {width}"))
+    blank = "" if float(r.raw.max()) > 0 else " · all zero here"
+    cells.append((picture, f"{r.layer}{star} · {height} × {width}{blank}"))
 views.grid(cells)
 st.caption(f"{results[0].method_name} of class {results[0].class_name} at {len(results)} layers; "
            "each panel says the layer's resolution (height × width). ★ marks the recommended layer.")

@@ -88,8 +88,8 @@ def layers_in_range(names: Sequence[str], first: str, last: str, count: int,
                     prefer: Sequence[str] = ()) -> list[str]:
     """``count`` layers from ``first`` to ``last`` (both in ``names``, which is in model order).
 
-    The range's last layer always; then the ``prefer`` layers inside the range (e.g. ``stage_layers``),
-    latest first; then layers evenly spaced over the range until there are ``count``.
+    The range's last layer, then its first; then the ``prefer`` layers inside the range (e.g.
+    ``stage_layers``), latest first; then layers evenly spaced over the range until there are ``count``.
 
     Returns:
         At most ``count`` names (fewer when the range is shorter), early to late.
@@ -97,7 +97,7 @@ def layers_in_range(names: Sequence[str], first: str, last: str, count: int,
     start, stop = sorted((list(names).index(first), list(names).index(last)))
     span = list(names[start:stop + 1])
     count = max(1, min(int(count), len(span)))
-    picked = [span[-1]]
+    picked = [span[-1]] + ([span[0]] if count > 1 and len(span) > 1 else [])
     for name in reversed([p for p in prefer if p in span]):
         if len(picked) < count and name not in picked:
             picked.append(name)

@@ -82,16 +82,21 @@ def test_compare_classes_picked_by_name_and_same_class_contrast(lite0):
     assert "cup rather than espresso" in " ".join(captions(at))
 
 
-def test_compare_layers_early_to_late_with_resolutions():
+def test_compare_layers_early_to_late_with_resolutions(lite0):
     at = open_page(LAYERS)
     assert_clean(at)
-    assert captions(at)[1:] == ["bn1 · 112 × 112", "blocks.1 · 56 × 56", "blocks.2 · 28 × 28",
-                                "blocks.4 · 14 × 14", "bn2 ★ · 7 × 7"]
-    at.multiselect(key="layers_picked").set_value(["bn2", "blocks.3", "conv_stem"]).run()  # picked out of order
+    assert captions(at)[1:] == ["blocks.1.1 · 56 × 56", "blocks.2.1 · 28 × 28", "blocks.4.2 · 14 × 14",
+                                "bn2 ★ · 7 × 7"]  # one per resolution after the stem; no blank panel
+    assert not at.multiselect  # no long list where Enter adds every match
+    depth = at.select_slider(key="layers_range")
+    assert depth.value == ("blocks.1.1", "bn2") and len(depth.options) == 108  # modules with a map of their own
+    depth.set_value(("conv_stem", "blocks.3.0.bn3")).run()
+    at.slider(key="layers_count").set_value(3).run()
     assert_clean(at)
-    assert captions(at)[1:] == ["conv_stem · 112 × 112", "blocks.3 · 14 × 14", "bn2 ★ · 7 × 7"]
-    at.multiselect(key="layers_picked").set_value([]).run()
-    assert any("at least one layer" in i.value for i in at.info)
+    assert captions(at)[1:] == ["conv_stem · 112 × 112", "blocks.2.1 · 28 × 28", "blocks.3.0.bn3 · 14 × 14"]
+    at.toggle(key="layers_every").set_value(True).run()  # every module: Identity, ReLU6, containers too
+    assert_clean(at)
+    assert len(at.select_slider(key="layers_range").options) == 262
 
 
 @pytest.fixture

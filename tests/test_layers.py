@@ -64,11 +64,12 @@ def test_default_layers_of_compare_layers_all_give_a_map(lite0, cat_image):
     assert float(explain(lite0, cat_image, ["gradcam"], layers=["bn1"]).results[0].raw.max()) == 0.0
 
 
-def test_layers_in_range_keeps_the_end_then_preferred_then_evenly_spaced():
+def test_layers_in_range_keeps_both_ends_then_preferred_then_evenly_spaced():
     names = [f"l{i}" for i in range(10)]
     assert layers_in_range(names, "l2", "l8", 3) == ["l2", "l5", "l8"]
     assert layers_in_range(names, "l8", "l2", 3) == ["l2", "l5", "l8"]  # ends in any order
-    assert layers_in_range(names, "l0", "l9", 3, prefer=["l3", "l4"]) == ["l3", "l4", "l9"]
+    assert layers_in_range(names, "l0", "l9", 3, prefer=["l3", "l4"]) == ["l0", "l4", "l9"]
     assert layers_in_range(names, "l0", "l9", 4, prefer=["l3", "l12"]) == ["l0", "l3", "l6", "l9"]
     assert layers_in_range(names, "l4", "l6", 10) == ["l4", "l5", "l6"]
     assert layers_in_range(names, "l4", "l4", 2) == ["l4"]
+    assert layers_in_range(names, "l0", "l9", 1) == ["l9"]

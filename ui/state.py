@@ -40,6 +40,7 @@ CLASS_INDEX = "compare_class_index"
 CLASS_CONTEXT = "compare_class_context"  # (model, image) the class was last defaulted for
 LAYER = "compare_layer"
 LAYER_MODEL = "compare_layer_model"  # the model the layer was last defaulted for
+LAYER_EVERY = "compare_layer_every_module"  # the layer picker lists every module, not only those with a map
 METHODS = "compare_methods"
 SLOW_ON = "compare_slow_on"
 SLOW_METHODS = "compare_slow_methods"
@@ -58,7 +59,7 @@ DEFAULTS: dict[str, object] = {
 }
 # Page widgets whose value must survive a visit to another page (Streamlit drops
 # the state of widgets that were not drawn in a run unless it is re-assigned).
-PERSISTENT = [CLASS_SELECT, CLASS_INDEX, LAYER, METHODS, SLOW_ON, SLOW_METHODS, OPACITY,
+PERSISTENT = [CLASS_SELECT, CLASS_INDEX, LAYER, LAYER_EVERY, METHODS, SLOW_ON, SLOW_METHODS, OPACITY,
               COLORMAP, SHARED_SCALE, FOCUS]
 SELECTION = "_selection"
 

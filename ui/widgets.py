@@ -6,6 +6,7 @@ from typing import Optional
 import streamlit as st
 from PIL import Image
 
+from explainers.comparisons import layers_in_range, stage_layers
 from explainers.dicom import is_dicom
 from explainers.errors import ExplainerError
 from explainers.layers import LayerInfo
@@ -103,23 +104,75 @@ def class_picker(model: LoadedModel, top1: int, context: tuple) -> int:
     return int(st.session_state[state.CLASS_INDEX])
 
 
+EVERY_MODULE_HELP = ("Off: only modules that make a map of their own. On: every module, including Identity, "
+                     "Dropout, activations and containers whose output repeats their last child's.")
+
+
+def mappable_layers(model: LoadedModel, every_module: bool = False) -> list[LayerInfo]:
+    """The layers that give a map (4D, or tokens for transformers), in model order; by default only those
+    that make a map of their own (see ``LayerInfo.makes_own_map``). The recommended layer is always there."""
+    tokens = 3 if model.spec.reshape_transform else 4
+    return [i for i in loaders.layers(model.name, model.weights_sha256, model)
+            if i.recommended or (len(i.output_shape) in (tokens, 4) and (every_module or i.makes_own_map))]
+
+
+def every_module_switch(key: str) -> bool:
+    """The "Show every module" toggle; returns its value (read from the state first, so lists built above it
+    already follow it)."""
+    return bool(st.toggle("Show every module", key=key, help=EVERY_MODULE_HELP))
+
+
+def layer_label(info: LayerInfo) -> str:
+    shape = " × ".join(str(d) for d in info.output_shape[1:])
+    same = f" (= {info.same_map_as})" if info.same_map_as else ""
+    return f"{'★ ' if info.recommended else ''}{info.name}{same} · {info.type} · {shape}"
+
+
 def layer_picker(model: LoadedModel) -> str:
-    """The layers that give a map (4D, or tokens for transformers) with output shapes; recommended first pick."""
-    infos: list[LayerInfo] = [i for i in loaders.layers(model.name, model.weights_sha256, model)
-                              if len(i.output_shape) in (3, 4) or i.recommended]
+    """The layers that give a map, with output shapes; recommended first pick; a switch under it shows every module."""
+    infos = mappable_layers(model, bool(st.session_state.get(state.LAYER_EVERY)))
     names = [i.name for i in infos]
     if st.session_state.get(state.LAYER) not in names or st.session_state.get(state.LAYER_MODEL) != model.name:
         st.session_state[state.LAYER_MODEL] = model.name
         st.session_state[state.LAYER] = model.target_layer if model.target_layer in names else names[-1]
     by_name = {i.name: i for i in infos}
+    layer = st.selectbox("Layer", names, key=state.LAYER, format_func=lambda n: layer_label(by_name[n]),
+                         help="★ marks the recommended layer. Shapes are channels × height × width.")
+    every_module_switch(state.LAYER_EVERY)
+    return layer
 
-    def label(name: str) -> str:
-        info = by_name[name]
-        shape = " × ".join(str(d) for d in info.output_shape[1:])
-        return f"{'★ ' if info.recommended else ''}{name} · {info.type} · {shape}"
 
-    return st.selectbox("Layer", names, key=state.LAYER, format_func=label,
-                        help="★ marks the recommended layer. Shapes are channels × height × width.")
+def layer_range_picker(model: LoadedModel, key: str) -> list[str]:
+    """Compare layers: a depth range (from, to) over the layers in model order and how many to show.
+
+    Defaults to one layer per resolution ending with the recommended one (``stage_layers``); keys are
+    ``{key}_range``, ``{key}_count`` and ``{key}_every``. Returns the picked names, early to late.
+    """
+    every = bool(st.session_state.get(f"{key}_every"))
+    infos = mappable_layers(model, every)
+    names = [i.name for i in infos]
+    stages = [n for n in stage_layers(loaders.layers(model.name, model.weights_sha256, model)) if n in names]
+    stages = stages or names[-1:]
+    default_range, default_count = (stages[0], model.target_layer if model.target_layer in names else names[-1]), \
+        len(stages)
+    fresh = st.session_state.get(f"{key}_model") != model.name
+    held = st.session_state.get(f"{key}_range")
+    if fresh or not isinstance(held, (tuple, list)) or any(n not in names for n in held):
+        st.session_state[f"{key}_model"] = model.name
+        for widget in (f"{key}_range", f"{key}_count"):  # back to the defaults given below
+            st.session_state.pop(widget, None)
+    if len(names) < 2:
+        return names
+    by_name = {i.name: i for i in infos}
+    first, last = st.select_slider(
+        "Depth: from layer … to layer", names, value=default_range, key=f"{key}_range",
+        format_func=lambda n: f"{'★ ' if by_name[n].recommended else ''}{n}",
+        help=f"{len(names)} layers in model order, early to late. ★ marks the recommended layer.")
+    count = st.slider("How many layers", 1, min(12, len(names)), value=min(default_count, 12), key=f"{key}_count",
+                      help="Both ends of the range, then one layer per resolution inside it, "
+                           "then evenly spaced layers until there are this many.")
+    every_module_switch(f"{key}_every")
+    return layers_in_range(names, first, last, count, prefer=stages)
 
 
 def slow_methods(model: LoadedModel, image: Image.Image, image_sha: str, layer: str, class_index: int,
