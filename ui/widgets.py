@@ -50,10 +50,16 @@ def image_picker(errors: list[str]) -> tuple[Optional[Image.Image], str, str]:
     return image, sha, name
 
 
+def short_model_name(display: str) -> str:
+    """The display name without its parenthesis ('ResNet-18 (ImageNet, torchvision)' -> 'ResNet-18'),
+    so the sidebar shows it whole; the full name is in the caption below the picker."""
+    return display.split(" (")[0].strip() or display
+
+
 def _model_label(names: dict[str, tuple[str, str, bool]], name: str) -> str:
     display, source, available = names[name]
-    label = f"{display} · your model" if source == "user" else display
-    return label if available else f"{label} · weights not here yet"
+    label = short_model_name(display) + (" · your model" if source == "user" else "")
+    return label if available else f"{label} · not here yet"
 
 
 def model_picker(errors: list[str]) -> Optional[LoadedModel]:
@@ -67,8 +73,9 @@ def model_picker(errors: list[str]) -> Optional[LoadedModel]:
     if st.session_state.get(state.MODEL) not in names:
         st.session_state[state.MODEL] = state.DEFAULT_MODEL if state.DEFAULT_MODEL in names else next(iter(names))
     name = st.selectbox("Model", list(names), key=state.MODEL, format_func=lambda n: _model_label(names, n),
-                        help="Zoo models download their weights on first use when online; "
-                             "'your model' entries come from the models manifest.")
+                        help="Zoo models download their weights on first use when online ('not here yet' "
+                             "until then); 'your model' marks models from the models manifest. The full name "
+                             "is under the picker.")
     try:
         with st.spinner(f"Loading {names[name][0]}…"):
             model = loaders.get_model(name)
@@ -76,7 +83,7 @@ def model_picker(errors: list[str]) -> Optional[LoadedModel]:
         errors.append(str(error))
         return None
     weights = "random weights" if model.random_weights else f"weights sha256 {(model.weights_sha256 or 'n/a')[:12]}"
-    st.caption(f"Device: **{model.device}** · {model.num_classes} classes · {weights}")
+    st.caption(f"**{names[name][0]}** · device **{model.device}** · {model.num_classes} classes · {weights}")
     return model
 
 
