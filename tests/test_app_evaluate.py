@@ -14,7 +14,8 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 from explainers.metrics import faithfulness as F  # noqa: E402
 from explainers.metrics import localisation as L  # noqa: E402
 from ui import evaluate as ev  # noqa: E402
-from ui import loaders, state  # noqa: E402
+from explainers.metrics import verdicts  # noqa: E402
+from ui import loaders, report, state  # noqa: E402
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PAGE = "app_pages/evaluate.py"
@@ -22,6 +23,7 @@ PAGE = "app_pages/evaluate.py"
 
 def new_page(**settings) -> AppTest:
     ev._stored.clear()  # every test starts with no metric computed (the cache is per process)
+    ev._road_times.clear()  # and with no ROAD run measured
     at = AppTest.from_file(APP, default_timeout=300)
     at.session_state[ev.METHODS] = ["gradcam"]  # one method keeps every run cheap
     at.session_state[ev.STEPS] = 5
@@ -148,3 +150,52 @@ def test_stability_shows_the_spread():
     spread = float(caption.split("mean spread ")[1].split(" ")[0])
     assert caption.startswith("Grad-CAM") and 0.0 < spread < 0.5
     assert any(c.value.startswith("Views: mirror.") for c in at.caption)
+
+
+def test_faithfulness_gives_a_verdict_per_metric_and_the_report_records_the_settings(lite0, monkeypatch):
+    recorded: dict = {}
+    offer = report.offer
+    monkeypatch.setattr(report, "offer", lambda *a, **k: (recorded.update(k.get("metrics") or {}), offer(*a, **k)))
+    at = new_page()
+    assert any(c.value.startswith("ROAD: about ") and "one imputation timed here: " in c.value for c in at.caption)
+    at.button(key=ev.RUN_FAITHFULNESS).click().run()
+    assert_clean(at)
+    chosen = at.session_state[state.SELECTION]
+    cls = at.session_state[state.CLASS_INDEX]
+    ours = F.deletion_insertion(lite0, chosen.image, gradcam_map(lite0, at), cls, steps=5)
+    rand = F.deletion_insertion(lite0, chosen.image, F.random_saliency(chosen.image.height, chosen.image.width, 0),
+                                cls, steps=5)
+    expected = verdicts.versus_reference({"gradcam": verdicts.faithfulness_scores(ours),
+                                          "random": verdicts.faithfulness_scores(rand)}, "random")
+    lines = [m.value for m in at.markdown]
+    for verdict in expected:
+        assert any(f"{verdict.metric}: **{verdict.label}**] ({verdict.value:.3f} vs {verdict.reference:.3f})" in line
+                   for line in lines), verdict
+        assert recorded[f"Grad-CAM · {verdict.metric} · verdict"] == verdict.sentence
+    assert recorded["Faithfulness setting · steps"] == "5 (6 forward passes per curve)"
+    assert recorded["Faithfulness setting · deletion fills removed pixels with"].startswith("mean: ")
+    assert recorded["Faithfulness setting · insertion starts from"].startswith("blur: ")
+    assert recorded["Localisation setting · ground truth"] == \
+        "box x0=112, y0=75, x1=338, y1=225 (pixels of the 451 × 300 image; x0 ≤ x < x1)"
+    assert recorded["Localisation setting · pointing tolerance"] == "15 px at 224 px = 20.1 px here"
+    assert recorded["Localisation setting · IoU threshold"] == "0.5 of the map's maximum"
+    assert recorded["Grad-CAM · pointing game · verdict"].startswith("Pointing game: ")
+    assert "Grad-CAM · IoU · verdict" in recorded and "Grad-CAM · energy in the ground truth · verdict" in recorded
+
+
+def test_the_road_estimate_is_the_last_measured_run(monkeypatch):
+    at = new_page()
+    at.checkbox(key=ev.ROAD).check().run()
+    monkeypatch.setattr(ev.faithfulness, "road", _slow_road)
+    at.button(key=ev.RUN_FAITHFULNESS).click().run()
+    assert_clean(at)
+    caption = next(c.value for c in at.caption if c.value.startswith("ROAD: about "))
+    seconds = float(caption.split("about ")[1].split(" s")[0])
+    assert "measured on the last ROAD run" in caption and seconds >= 1  # the stub sleeps 1.2 s
+
+
+def _slow_road(*args, **kwargs):
+    import time
+
+    time.sleep(1.2)
+    return F.RoadScores(np.array([0.5]), 0.9, np.array([0.2]), np.array([0.8]))

@@ -8,6 +8,7 @@ pressed, and its progress bar lives outside the cached function (a cached functi
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -16,7 +17,7 @@ import streamlit as st
 from PIL import Image
 
 from explainers.methods.catalog import list_methods
-from explainers.metrics import faithfulness, sanity, stability
+from explainers.metrics import faithfulness, record, sanity, stability
 from explainers.models.spec import LoadedModel
 from explainers.results import CamResult
 from explainers.render import upsample
@@ -151,12 +152,40 @@ def faithfulness_run(job: Job, maps: dict[str, np.ndarray], steps: int, deletion
                 job.model, job.image, cam, job.class_index, steps, deletion, insertion, progress=share))
         if progress is not None and road and extra is None:
             progress((i + 0.99) / len(maps), f"{method}: ROAD imputation")
-            extra = _store("road", key, (faithfulness.road(job.model, job.image, cam, job.class_index),
+            start = time.perf_counter()
+            scores = faithfulness.road(job.model, job.image, cam, job.class_index)
+            _road_times()[_road_key(job)] = time.perf_counter() - start  # the next estimate uses this run
+            extra = _store("road", key, (scores,
                                          faithfulness.confidence_change(job.model, job.image, cam, job.class_index)))
         if found is not None:
             out[method] = {"curves": found, "road": extra[0] if extra else None,
                            "confidence": extra[1] if extra else None}
     return out
+
+
+@st.cache_resource(show_spinner=False)
+def _road_times() -> dict[tuple, float]:
+    """Seconds of the last ROAD run per (model, weights, input size), shared by the server's sessions."""
+    return {}
+
+
+def _road_key(job: Job) -> tuple:
+    return (job.model.name, job.model.weights_sha256, tuple(job.model.preprocessing.input_size))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _road_step_seconds(model_name: str, weights: Optional[str], size: tuple, _job: Job) -> float:
+    return record.time_road_step(_job.model, _job.image)
+
+
+def road_estimate(job: Job) -> tuple[float, str]:
+    """(seconds per method, where the figure comes from): the last ROAD run on this server for this
+    model and input size, else one imputation timed here (once per server process) times the run's count."""
+    last = _road_times().get(_road_key(job))
+    if last is not None:
+        return last, "measured on the last ROAD run"
+    step = _road_step_seconds(*_road_key(job), job)
+    return record.road_seconds(step), f"one imputation timed here: {step:.2f} s × {record.road_seconds(1):.0f}"
 
 
 def random_map(job: Job) -> np.ndarray:

@@ -9,7 +9,7 @@ import streamlit as st
 
 from explainers.io import load_image
 from explainers.methods.catalog import resolve_method
-from explainers.metrics import faithfulness, localisation, sanity
+from explainers.metrics import faithfulness, localisation, record, sanity, verdicts
 from explainers.render import colorize, overlay, upsample
 
 from . import evaluate as ev
@@ -32,7 +32,10 @@ def faithfulness_tab(job: ev.Job, maps: dict[str, np.ndarray]) -> dict[str, obje
     insertion = ins_col.selectbox("Insertion starts from", faithfulness.BASELINES, key=ev.INSERTION_BASELINE)
     left, right = st.columns(2)
     with_random = left.checkbox("Add a random map as reference", key=ev.RANDOM_REFERENCE)
-    road = right.checkbox("Also ROAD and confidence change (about 5 s per method)", key=ev.ROAD)
+    road = right.checkbox("Also ROAD and confidence change", key=ev.ROAD,
+                          help="ROAD imputes 10 images per method (a sparse solve each), so it is slow.")
+    seconds, source = ev.road_estimate(job)
+    right.caption(f"ROAD: about {seconds:.0f} s per method here ({source}).")
     todo = dict(maps) | ({ev.RANDOM: ev.random_map(job)} if with_random else {})
     done = ev.faithfulness_run(job, todo, steps, deletion, insertion, road, None)
     if len(done) < len(todo) or (road and any(d["road"] is None for d in done.values())):
@@ -48,7 +51,10 @@ def faithfulness_tab(job: ev.Job, maps: dict[str, np.ndarray]) -> dict[str, obje
             st.rerun()  # redraw from the cache, without the button
     names = _names(job, list(done))
     items = list(done.items())
-    shown: dict[str, object] = {}
+    shown: dict[str, object] = record.faithfulness_settings(steps, deletion, insertion, ev.RANDOM in done, road)
+    judged = _faithfulness_verdicts(done)
+    if ev.RANDOM not in done:
+        st.caption("Add the random map as reference to get a verdict per metric.")
     for row in range(0, len(items), COLUMNS):
         for column, (method, found) in zip(st.columns(COLUMNS), items[row:row + COLUMNS]):
             curves = found["curves"]
@@ -65,11 +71,32 @@ def faithfulness_tab(job: ev.Job, maps: dict[str, np.ndarray]) -> dict[str, obje
                                f"({c.original:.3f} → {c.masked:.3f} on image × map)")
                 shown[f"{names[method]} · ROAD combined"] = round(r.combined, 4)
                 shown[f"{names[method]} · drop in confidence"] = f"{100 * c.drop:.1f}%"
+            for verdict in judged.get(method, []):
+                column.markdown(_verdict_line(verdict))
+                shown[f"{names[method]} · {verdict.metric} · verdict"] = verdict.sentence
     return shown
 
 
-def _ground_truth(job: ev.Job) -> np.ndarray | None:
-    """The box from four numbers, or an uploaded mask; None (with a message) when there is none."""
+def _faithfulness_verdicts(done: dict[str, dict]) -> dict[str, list[verdicts.MetricVerdict]]:
+    """{method: verdicts against the random map}; empty without the random reference."""
+    if ev.RANDOM not in done:
+        return {}
+    scores = {m: verdicts.faithfulness_scores(d["curves"], d["road"], d["confidence"]) for m, d in done.items()}
+    out: dict[str, list[verdicts.MetricVerdict]] = {}
+    for verdict in verdicts.versus_reference(scores, ev.RANDOM):
+        out.setdefault(verdict.method, []).append(verdict)
+    return out
+
+
+def _verdict_line(verdict: verdicts.MetricVerdict) -> str:
+    """A coloured line: green when the method beats the reference, orange otherwise."""
+    colour, mark = ("green", "✓") if verdict.beats else ("orange", "⚠")
+    return f":{colour}[{mark} {verdict.metric}: **{verdict.label}**] ({verdict.value:.3f} vs {verdict.reference:.3f})"
+
+
+def _ground_truth(job: ev.Job) -> tuple[np.ndarray | None, dict]:
+    """The box from four numbers, or an uploaded mask, with what defines it (for the record);
+    (None, {}) with a message when there is none."""
     width, height = job.image.size
     ev_defaults = {ev.BOX[0]: width // 4, ev.BOX[1]: height // 4, ev.BOX[2]: 3 * width // 4,
                    ev.BOX[3]: 3 * height // 4}
@@ -84,18 +111,18 @@ def _ground_truth(job: ev.Job) -> np.ndarray | None:
         box = [column.number_input(label, 0, limit, step=1, key=key)
                for column, label, limit, key in zip(columns, labels, limits, ev.BOX)]
         st.caption(f"Pixels of the {width} × {height} image; the box covers x0 ≤ x < x1 and y0 ≤ y < y1.")
-        return localisation.ground_truth(height, width, box=box)
+        return localisation.ground_truth(height, width, box=box), {"box": box}
     upload = st.file_uploader("Mask (white = object; resized to the image)", type=["png", "bmp", "tif", "tiff",
                                                                                   "jpg", "jpeg"], key=ev.MASK)
     if upload is None:
         st.info("Upload a mask image, or enter a box.")
-        return None
+        return None, {}
     mask = np.asarray(load_image(upload.getvalue()).convert("L"))
-    return localisation.ground_truth(height, width, mask=mask)
+    return localisation.ground_truth(height, width, mask=mask), {"mask": mask, "mask_name": upload.name}
 
 
 def localisation_tab(job: ev.Job, maps: dict[str, np.ndarray]) -> dict[str, object]:
-    truth = _ground_truth(job)
+    truth, defined_by = _ground_truth(job)
     if truth is None:
         return {}
     left, right = st.columns(2)
@@ -108,7 +135,8 @@ def localisation_tab(job: ev.Job, maps: dict[str, np.ndarray]) -> dict[str, obje
                f"**{'hit' if centre.hit else 'miss'}** ({centre.distance:.1f} px from the object).")
     names = _names(job, list(maps))
     items = list(maps.items())
-    shown: dict[str, object] = {}
+    shown: dict[str, object] = record.localisation_settings(*truth.shape, at_224, tolerance, threshold, **defined_by)
+    reference = verdicts.localisation_scores(localisation.localise(ev.random_map(job), truth, tolerance, threshold))
     for row in range(0, len(items), COLUMNS):
         for column, (method, cam) in zip(st.columns(COLUMNS), items[row:row + COLUMNS]):
             found = localisation.localise(cam, truth, tolerance, threshold)
@@ -121,8 +149,16 @@ def localisation_tab(job: ev.Job, maps: dict[str, np.ndarray]) -> dict[str, obje
             column.image(picture, width="stretch",
                          caption=f"{names[method]} · {verdict} ({found.pointing.distance:.1f} px) · "
                                  f"energy {found.energy:.2f} · IoU {found.iou:.2f}")
+            pointing = verdicts.pointing_verdict(found.pointing, centre)
+            column.markdown(f":{'green' if found.pointing.hit and not centre.hit else 'orange'}[{pointing}]")
+            shown[f"{names[method]} · pointing game · verdict"] = pointing
+            scores = {method: verdicts.localisation_scores(found), ev.RANDOM: reference}
+            for judged in verdicts.versus_reference(scores, ev.RANDOM):
+                column.markdown(_verdict_line(judged))
+                shown[f"{names[method]} · {judged.metric} · verdict"] = judged.sentence
     st.caption("White: ground truth · cyan: the map above the threshold · circle: the map's peak with the "
-               "tolerance, green for a hit, red for a miss.")
+               "tolerance, green for a hit, red for a miss. Verdicts compare with the random map of the "
+               "Faithfulness tab (energy, IoU) and with the image's centre point (pointing game).")
     return shown
 
 
