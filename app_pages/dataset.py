@@ -4,6 +4,7 @@ import streamlit as st
 from explainers.batch import default_batch_size
 from explainers.confusion import confusion_csv, confusion_matrix, per_class_accuracy, predictions_csv
 from explainers.dataset import DatasetLimits
+from explainers.dataset_summary import summarize
 from ui import compare_views as views
 from ui import dataset as ds
 from ui import report, state
@@ -17,15 +18,17 @@ if dataset is None:
     st.info("Upload a zip with one folder per class (class_name/image.jpg), named like the model's classes "
             f"or mapped below. Up to {limits.max_files} files, {limits.max_total_bytes / 2**20:.0f} MB unpacked.")
     st.stop()
-st.caption(f"**{dataset.name}**: {len(dataset.files)} files in {len(dataset.folders)} class folders.")
+counted = st.empty()
+counted.caption(summarize(dataset).sentence)
 labels = ds.mapping_editor(model, dataset, key)
 batch_size = st.number_input("Batch size (images per forward pass)", 1, 256, default_batch_size(model), key=ds.BATCH)
 
 result = ds.predictions(model, dataset, key, labels, batch_size, compute=False)
 if result is None:
     slot = st.empty()
-    if not slot.button(f"Predict {len(dataset.files)} images with {model.spec.display_name}", key=ds.RUN,
-                       type="primary"):
+    files = len(dataset.files)
+    if not slot.button(f"Predict the {files} file{'s' * (files != 1)} of the class folders with "
+                       f"{model.spec.display_name}", key=ds.RUN, type="primary"):
         st.stop()
     slot.empty()
     bar = st.progress(0.0, text="Predicting…")
@@ -34,12 +37,18 @@ if result is None:
     bar.empty()
 
 matrix = confusion_matrix(result)
-images, accuracy, skipped = st.columns(3)
-images.metric("Images", len(result.rows))
-accuracy.metric("Accuracy", f"{result.accuracy:.1%}")
-skipped.metric("Skipped files", len(result.skipped))
+summary = summarize(dataset, result)
+counted.caption(summary.sentence)
+files, images, skipped, accuracy = st.columns(4)
+files.metric("Files", summary.files)
+images.metric("Images", summary.images)
+skipped.metric("Skipped files", summary.skipped)
+accuracy.metric("Accuracy", f"{result.accuracy:.1%}", help="Share of the images (not files) predicted right.")
+short = [f.sentence for f in summary.folders if f.skipped]
+if short:
+    st.caption("Folders with skipped files: " + " · ".join(short) + ".")
 if result.skipped:
-    with st.expander("Skipped files and why"):
+    with st.expander(f"The {len(result.skipped)} skipped file{'s' * (len(result.skipped) != 1)} and why"):
         st.dataframe([{"file": s.path, "reason": s.reason} for s in result.skipped], hide_index=True, width="stretch")
 st.plotly_chart(ds.confusion_figure(matrix), width="stretch", key="dataset_confusion_chart")
 st.dataframe([{"class": f"{a.name} ({a.index})", "images": a.images, "correct": a.correct, "accuracy": a.accuracy,

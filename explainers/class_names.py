@@ -75,5 +75,5 @@ def map_folders(folders: Sequence[str], categories: Sequence[str],
             unmatched.append(folder + (f" (classes {', '.join(map(str, matches))} share this name)" if matches else ""))
     if unmatched:
         raise DatasetError(f"These folders match no class of the model by name: {', '.join(unmatched)}. "
-                           "Rename them or give a mapping {folder: class index or name}.")
+                           "Rename each one to a class name, or map it to a class (its index or its name).")
     return labels

@@ -155,7 +155,7 @@ def test_dataset_confusion_from_an_uploaded_zip(lite0):
     predicted(at)
     assert_clean(at)
     assert loaders.ENGINE_CALLS == calls + 2  # the predictions, then the maps of the first cell's gallery
-    assert metrics(at) == {"Images": "12", "Accuracy": "50.0%", "Skipped files": "1"}
+    assert metrics(at) == {"Files": "13", "Images": "12", "Skipped files": "1", "Accuracy": "50.0%"}
     skipped = at.dataframe[1].value
     assert skipped["file"].tolist() == ["cup/notes.jpg"] and "not an image" in skipped["reason"][0]
     figure = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
@@ -183,6 +183,30 @@ def test_dataset_confusion_from_an_uploaded_zip(lite0):
     assert metrics(at)["Accuracy"] == "50.0%"
 
 
+def test_dataset_counts_agree_everywhere_with_a_bad_file_and_a_stray_one(lite0):
+    """14 files: 12 images, a broken "image" in cup/ and a file outside the class folders."""
+    at = open_page(DATASET)
+    upload(at, zip_bytes({"cup/broken.jpg": b"\xff\xd8 not really a jpeg", "readme.txt": b"hello"}))
+    assert not at.exception
+    table = at.data_editor[0].value.set_index("folder")
+    assert table["files"].to_dict() == {"Egyptian_cat": 3, "cup": 4, "espresso": 3, "tabby": 3}
+    before = next(c.value for c in at.caption if c.value.startswith("pets.zip: "))
+    assert before.startswith("pets.zip: 14 files, 13 of them in 4 class folders (1 outside the class folders or "
+                             "unreadable, left out).")
+    assert at.button(key=ds.RUN).label.startswith("Predict the 13 files of the class folders with ")
+    predicted(at)
+    assert_clean(at)
+    assert metrics(at) == {"Files": "14", "Images": "12", "Skipped files": "2", "Accuracy": "50.0%"}
+    shown = [c.value for c in at.caption]
+    assert "pets.zip: 14 files in all: 12 images predicted, 2 skipped (1 left out while reading, 1 not an image)." \
+        in shown
+    assert "Folders with skipped files: cup: 4 files = 3 images + 1 skipped." in shown
+    skipped = at.dataframe[1].value
+    assert sorted(skipped["file"]) == ["cup/broken.jpg", "readme.txt"]
+    per_class = at.dataframe[2].value
+    assert per_class["images"].sum() == 12 and table["files"].sum() + 1 == 14  # the same numbers, added up
+
+
 def test_dataset_refuses_an_escaping_zip_with_a_sentence():
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -200,7 +224,9 @@ def test_dataset_mapping_editor_for_unmatched_folders(lite0):
     data = zip_bytes().replace(b"tabby/", b"kitty/")  # same length: the zip stays valid
     upload(at, data)
     assert not at.exception
-    assert any("kitty" in e.value and "match no class" in e.value for e in at.error)
+    assert [e.value for e in at.error] == [
+        "No class yet for the folder kitty: pick one in the “Folder → class mapping” table above (type a class "
+        "name to search), or rename the folder to a class name."]
     key = ds.mapping_key(lite0, ds.source_key(data=data))
     folders = at.data_editor[0].value["folder"].tolist()
     prefilled = dict(zip(folders, at.data_editor[0].value["class"].tolist()))
@@ -226,4 +252,4 @@ def test_dataset_from_a_server_folder(tmp_path, monkeypatch):
     assert at.selectbox(key=ds.SERVER_CHOICE).options == ["pets"]  # folders and zips only, no free path
     predicted(at)
     assert_clean(at)
-    assert metrics(at) == {"Images": "12", "Accuracy": "50.0%", "Skipped files": "0"}
+    assert metrics(at) == {"Files": "12", "Images": "12", "Skipped files": "0", "Accuracy": "50.0%"}

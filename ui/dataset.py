@@ -197,16 +197,22 @@ def mapping_editor(model: LoadedModel, dataset: Dataset, key: str) -> dict[str, 
     for file in dataset.files:
         counts[file.folder] += 1
     defaults = _defaults(model.name, tuple(folders), model)
-    table = pd.DataFrame({"folder": folders, "images": [counts[f] for f in folders], "class": defaults})
+    table = pd.DataFrame({"folder": folders, "files": [counts[f] for f in folders], "class": defaults})
     with st.expander("Folder → class mapping", expanded=any(d is None for d in defaults)):
         st.caption("Folders named like a class are matched already; pick the class of the others "
                    "(type to search).")
         edited = st.data_editor(table, key=mapping_key(model, key), hide_index=True, width="stretch",
-                                disabled=["folder", "images"], column_config={
+                                disabled=["folder", "files"], column_config={
                                     "class": st.column_config.SelectboxColumn(
                                         "class", options=class_options(model), required=False)})
-    mapping = mapping_from_editor(folders, edited["class"].tolist())
-    return map_folders(folders, model.categories, mapping)
+    chosen = edited["class"].tolist()
+    try:
+        return map_folders(folders, model.categories, mapping_from_editor(folders, chosen))
+    except DatasetError:
+        missing = [f for f, c in zip(folders, chosen) if c in (None, "") or c != c]
+        raise DatasetError(f"No class yet for the folder{'s' * (len(missing) != 1)} {', '.join(missing)}: pick "
+                           "one in the “Folder → class mapping” table above (type a class name to search), "
+                           "or rename the folder to a class name.") from None
 
 
 def gallery(model: LoadedModel, dataset: Dataset, key: str, result: DatasetPredictions, true_index: int,
