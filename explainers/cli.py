@@ -229,8 +229,10 @@ def run_layers(args: argparse.Namespace) -> int:
 
     model = load_model(args.model, device=args.device)
     rows = [(("* " if info.recommended else "  ") + info.name, info.type,
-             "x".join(map(str, info.output_shape)) or "-") for info in list_layers(model)]
-    _table(("layer (* recommended)", "type", "output shape"), rows)
+             "x".join(map(str, info.output_shape)) or "-",
+             f"= {info.same_map_as}" if info.same_map_as else "yes" if info.makes_own_map else "no")
+            for info in list_layers(model)]
+    _table(("layer (* recommended)", "type", "output shape", "own map (= the layer it repeats)"), rows)
     return 0
 
 

@@ -73,3 +73,13 @@ def test_layers_in_range_keeps_both_ends_then_preferred_then_evenly_spaced():
     assert layers_in_range(names, "l4", "l6", 10) == ["l4", "l5", "l6"]
     assert layers_in_range(names, "l4", "l4", 2) == ["l4"]
     assert layers_in_range(names, "l0", "l9", 1) == ["l9"]
+
+
+def test_cli_layers_says_which_make_their_own_map(capsys, lite0):
+    from explainers.cli import main
+
+    assert main(["layers"]) == 0
+    lines = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]
+             if not line.startswith("*")}
+    assert lines["blocks.1"][-2:] == ["=", "blocks.1.1"] and lines["bn1.act"][-1] == "no"
+    assert lines["conv_stem"][-1] == "yes"
