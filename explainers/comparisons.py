@@ -44,7 +44,8 @@ def stage_layers(layers: Sequence[LayerInfo], most: int = 6) -> list[str]:
     block's output is given as that block (``blocks.1`` of EfficientNet is ``blocks.1.1``). With three
     resolutions or more, the first one (the stem) is left out: its edge-like maps are often all zero
     (Grad-CAM at EfficientNet-Lite0's ``bn1`` on the cat). The recommended layer always ends the list.
-    Models without resolution changes (ViT) get evenly spaced siblings of the recommended layer.
+    Models without resolution changes (ViT) get evenly spaced siblings of the recommended layer, or
+    of its block (``encoder_layer_2.ln_1``, ``…_5.ln_1``, … for ``encoder_layer_11.ln_1``).
 
     Args:
         layers: from ``list_layers``, in model order.
@@ -72,14 +73,11 @@ def stage_layers(layers: Sequence[LayerInfo], most: int = 6) -> list[str]:
             if name not in picked:
                 picked.append(name)
     elif recommended is not None:
-        parent = recommended.rpartition(".")[0]
-        siblings = [i.name for i in layers if i.name.rpartition(".")[0] == parent and i.name in listed and
-                    i.name.count(".") == recommended.count(".") and i.output_shape == _shape(layers, recommended)]
-        step = max(1, len(siblings) // 4)
-        picked = siblings[len(siblings) - 1::-step][::-1] if siblings else []
+        picked = _spaced_siblings(layers, recommended, listed)
     if recommended is not None:
         picked = [n for n in picked if n != recommended]
-        late = [n for n in picked if order.index(n) > order.index(recommended)]
+        late = [n for n in picked if order.index(n) > order.index(recommended)  # after it, not inside it
+                and not n.startswith(recommended + ".")]
         picked = [n for n in picked if n not in late] + [recommended]
     return picked[-most:]
 
@@ -108,6 +106,23 @@ def layers_in_range(names: Sequence[str], first: str, last: str, count: int,
                 picked.append(span[position])
         spots += 1
     return sorted(picked, key=span.index)
+
+
+def _spaced_siblings(layers: Sequence[LayerInfo], recommended: str, listed: set[str], count: int = 4) -> list[str]:
+    """Up to ``count`` evenly spaced layers like the recommended one (same shape, not after it): its
+    siblings, else the same child of its block's siblings, and so on up the name."""
+    order = [i.name for i in layers]
+    shape = _shape(layers, recommended)
+    parts = recommended.split(".")
+    for level in range(len(parts) - 1, -1, -1):  # the part of the name that varies
+        found = [i.name for i in layers if i.name in listed and i.output_shape == shape
+                 and len(i.name.split(".")) == len(parts) and i.name.split(".")[:level] == parts[:level]
+                 and i.name.split(".")[level + 1:] == parts[level + 1:]
+                 and order.index(i.name) <= order.index(recommended)]
+        if len(found) >= 2:
+            step = max(1, len(found) // count)
+            return found[len(found) - 1::-step][::-1]
+    return []
 
 
 def _shape(layers: Sequence[LayerInfo], name: str) -> tuple[int, ...]:

@@ -83,3 +83,18 @@ def test_cli_layers_says_which_make_their_own_map(capsys, lite0):
              if not line.startswith("*")}
     assert lines["blocks.1"][-2:] == ["=", "blocks.1.1"] and lines["bn1.act"][-1] == "no"
     assert lines["conv_stem"][-1] == "yes"
+
+
+def test_stage_layers_for_token_blocks_and_a_recommended_container():
+    from explainers.layers import LayerInfo
+
+    vit = [LayerInfo(f"encoder.layer_{i}.{part}", "LayerNorm", (1, 197, 768), recommended=(i == 11 and part == "ln_1"))
+           for i in range(12) for part in ("ln_1", "ln_2")]
+    assert stage_layers(vit) == [f"encoder.layer_{i}.ln_1" for i in (2, 5, 8, 11)]  # ln_2 of block 11 is later
+    dense = [LayerInfo("features", "Sequential", (1, 1024, 7, 7), recommended=True),
+             LayerInfo("features.conv0", "Conv2d", (1, 64, 112, 112)),
+             LayerInfo("features.denseblock1", "Block", (1, 256, 56, 56)),
+             LayerInfo("features.denseblock2", "Block", (1, 512, 28, 28)),
+             LayerInfo("features.denseblock3", "Block", (1, 1024, 14, 14))]
+    # layers inside the recommended container are not "after" it; the stem (112 x 112) is left out
+    assert stage_layers(dense) == ["features.denseblock1", "features.denseblock2", "features.denseblock3", "features"]
