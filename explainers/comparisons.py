@@ -64,7 +64,7 @@ def stage_layers(layers: Sequence[LayerInfo], most: int = 6) -> list[str]:
     for info in layers:
         if len(info.output_shape) == 4 and carrier(info):
             by_size.setdefault(tuple(info.output_shape[-2:]), []).append(info)
-    groups = sorted(by_size.values(), key=lambda group: min(order.index(carrier(i)) for i in group))
+    groups = [by_size[size] for size in sorted(by_size, key=lambda hw: -hw[0] * hw[1])]  # fine (early) to coarse
     picked: list[str] = []
     if len(groups) >= 2:
         for group in groups[1:] if len(groups) >= 3 else groups:
