@@ -1,7 +1,6 @@
 """Layer pickers and the Layers & model page, driven by AppTest on the embedded model (CPU)."""
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 

@@ -1,8 +1,6 @@
 """Which layers make a map of their own, the default layer set of Compare layers, and depth ranges."""
 from __future__ import annotations
 
-import numpy as np
-import pytest
 import torch
 import torchvision
 
