@@ -25,6 +25,7 @@ catalog = list_methods()
 names = {m.key: m.display_name for m in catalog}
 fast = pick_methods.multiselect("Methods", [m.key for m in catalog if not m.slow], key=state.METHODS,
                                 format_func=names.get)
+st.caption("Top classes: " + " · ".join(f"{p.name} ({p.index}) {p.probability:.0%}" for p in predictions))
 grid = st.container()  # the maps come right under the controls; slow methods are offered below them
 slow = []
 if st.checkbox("Include slow methods (many forward passes)", key=state.SLOW_ON):

@@ -151,16 +151,17 @@ def with_colorbar(picture: Image.Image | np.ndarray, colormap: str, low: float, 
     """``picture`` with a colorbar strip under it, labelled with the raw values at its two ends.
 
     Returns:
-        (H + 2 * h, W, 3) uint8, h = max(10, W // 24): the picture, the colormap from 0 (left) to
-        1 (right), and a white label row with ``low`` at the left and ``high`` at the right.
+        (H + b + t, W, 3) uint8 with b = max(6, W // 40) and t = max(12, W // 14): the picture, the
+        colormap from 0 (left) to 1 (right), and a white label row with ``low`` at the left and
+        ``high`` at the right (large enough to read when the panel is shown a third of its size).
     """
     rgb = _as_rgb_array(picture)
     width = rgb.shape[1]
-    height = max(10, width // 24)
-    bar = colorize(np.tile(np.linspace(0.0, 1.0, width, dtype=np.float32), (height, 1)), colormap)
+    bar_height, height = max(6, width // 40), max(12, width // 14)
+    bar = colorize(np.tile(np.linspace(0.0, 1.0, width, dtype=np.float32), (bar_height, 1)), colormap)
     labels = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(labels)
-    font = _font(height - 1)
+    font = _font(height - 4)
     right = f"{high:.3g}"
     draw.text((2, 0), f"{low:.3g}", fill=(0, 0, 0), font=font)
     draw.text((max(2, width - 2 - int(draw.textlength(right, font=font))), 0), right, fill=(0, 0, 0), font=font)
