@@ -141,6 +141,20 @@ def test_each_panel_says_how_strong_its_map_is(lite0):
     assert toggle.label == "Shared scale within like units" and "different units" in toggle.help
 
 
+def test_the_zip_shows_its_size_before_it_is_built():
+    at = new_app().run()
+    build = at.button(key="compare_build_zip")
+    bound = float(build.label.split("at most ")[1].split(" MB")[0])
+    assert 0.5 < bound < 5  # the cat: 451 x 300, one method
+    assert not [d for d in at.get("download_button") if "Everything" in d.proto.label]  # built on request only
+    build.click().run()
+    assert_clean(at)
+    ready = [d for d in at.get("download_button") if "Everything" in d.proto.label]
+    assert len(ready) == 1
+    size = float(ready[0].proto.label.split(", ")[1].split(" MB")[0])
+    assert 0 < size <= bound
+
+
 def test_adding_a_method_computes_only_that_method(engine_spy):
     asked = engine_spy
     at = new_app()
