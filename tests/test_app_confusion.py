@@ -100,11 +100,14 @@ def test_compare_classes_picked_by_name_and_same_class_contrast(lite0):
 def test_compare_layers_early_to_late_with_resolutions():
     at = open_page(LAYERS)
     assert_clean(at)
-    assert captions(at)[1:] == ["bn1 · 112 × 112", "blocks.1 · 56 × 56", "blocks.2 · 28 × 28",
-                                "blocks.4 · 14 × 14", "bn2 ★ · 7 × 7"]
+    shown = captions(at)[1:]
+    assert [" · ".join(c.split(" · ")[:2]) for c in shown] == ["bn1 · 112 × 112", "blocks.1 · 56 × 56",
+                                                               "blocks.2 · 28 × 28", "blocks.4 · 14 × 14", "bn2 ★ · 7 × 7"]
+    assert all(" · raw " in c or " · all zero at " in c for c in shown)  # each panel says how strong its map is
     at.multiselect(key="layers_picked").set_value(["bn2", "blocks.3", "conv_stem"]).run()  # picked out of order
     assert_clean(at)
-    assert captions(at)[1:] == ["conv_stem · 112 × 112", "blocks.3 · 14 × 14", "bn2 ★ · 7 × 7"]
+    assert [" · ".join(c.split(" · ")[:2]) for c in captions(at)[1:]] == ["conv_stem · 112 × 112", "blocks.3 · 14 × 14",
+                                                                          "bn2 ★ · 7 × 7"]
     at.multiselect(key="layers_picked").set_value([]).run()
     assert any("at least one layer" in i.value for i in at.info)
 
@@ -134,6 +137,7 @@ def test_compare_models_side_by_side(second_checkpoint, lite0):
     assert charts[0]["y"] != charts[1]["y"]  # the untrained model predicts something else
     maps = captions(at)
     assert len(maps) == 2 and all(c.startswith(f"Grad-CAM of espresso ({ESPRESSO})") for c in maps)
+    assert " · raw " in maps[0] and (" · raw " in maps[1] or "all zero" in maps[1])  # raw units (random B may be 0)
     p_trained, p_untrained = (float(c.split("p=")[1].split("%")[0]) for c in maps)
     assert p_trained > 50 and p_untrained < 5  # the same class, explained in both, with each model's belief
     at.selectbox(key="models_right").set_value(lite0.name).run()
