@@ -95,11 +95,14 @@ def _downloads(model: LoadedModel, image: Image.Image, image_name: str, image_sh
                             "For a large photo this makes files of hundreds of MB.")
     width, height = export.written_size(image.size, full_size)
 
-    def overlays() -> dict[str, np.ndarray]:
+    def overlays(step=lambda done, text: None) -> dict[str, np.ndarray]:
         original = export.written_original(image, full_size)
         maps = strong.scaled_maps(results, (height, width), rendering["shared_scale"])
-        return {r.method: overlay(original, m, rendering["opacity"], rendering["colormap"])
-                for r, m in zip(results, maps)}
+        drawn = {}
+        for i, (r, m) in enumerate(zip(results, maps)):
+            step(i / len(results), f"Drawing the {r.method_name} overlay ({i + 1} of {len(results)})")
+            drawn[r.method] = overlay(original, m, rendering["opacity"], rendering["colormap"])
+        return drawn
 
     def overlay_png() -> bytes:
         index = [r.method for r in results].index(method)
@@ -126,12 +129,13 @@ def _downloads(model: LoadedModel, image: Image.Image, image_name: str, image_sh
     if st.button(f"Build the zip of everything (at most {bound / 1e6:.1f} MB)", key="compare_build_zip",
                  help=f"Original and every overlay (PNG, {width} × {height}), each map (float16 on that grid) and "
                       "raw map (float32, layer resolution), and settings.json."):
-        bar = st.progress(0.0, text="Writing the original")
+        bar = st.progress(0.0, text="Sizing the original")
+        show = lambda done, text: bar.progress(min(max(done, 0.0), 1.0), text=text)  # noqa: E731
         original = export.written_original(image, full_size)
         settings = export.settings(model, image_name, image_sha, image.size, layer, results, rendering, full_size)
-        pictures = overlays()
+        pictures = overlays(lambda done, text: show(0.5 * done, text))  # half the bar: drawing, half: writing
         data = export.zip_bytes(original, results, pictures, settings,
-                                progress=lambda done, text: bar.progress(min(max(done, 0.0), 1.0), text=text))
+                                progress=lambda done, text: show(0.5 + 0.5 * done, text))
         bar.empty()
         st.session_state[ZIP] = (what, data)
     built = st.session_state.get(ZIP)
