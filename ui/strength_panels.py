@@ -62,8 +62,10 @@ def pictures(shown: Image.Image, results: Sequence[CamResult], strengths_: Seque
     for r, m, s, (low, high) in zip(results, scaled_maps(results, size, shared), strengths_, spans(results, shared)):
         if s.all_zero:
             what = "all zero" if s.high == 0 else f"constant {s.high:.3g}"
-            out.append(with_colorbar(blank_panel(shown, f"{r.method_name}: map is {what}\nat layer {r.layer}"),
-                                     "gray", s.low, s.high))
+            blank = with_colorbar(blank_panel(shown, f"{r.method_name}: map is {what}\nat layer {r.layer}"),
+                                  "gray", s.low, s.high)
+            blank[shown.height:] = 255  # no colorbar for a map with no range; the panel keeps the grid's height
+            out.append(blank)
         else:
             out.append(with_colorbar(overlay(shown, m, opacity, colormap), colormap, low, high))
     return out
