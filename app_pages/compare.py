@@ -3,28 +3,30 @@ import streamlit as st
 
 from explainers.methods.catalog import list_methods
 from ui import figures, loaders, panels, state, widgets
+from ui import strength_panels as strong
 
 st.title("Compare CAM methods")
 chosen = state.require_selection()
-st.sidebar.caption("The reviewer report of this page is with the downloads under the maps.")
 model, image, sha = chosen.model, chosen.image, chosen.image_sha256
 
 predictions = loaders.predictions(model.name, model.weights_sha256, sha, 5, model, image)
-seen, resized, chart = st.columns([1, 1, 1.4])
-seen.image(image, caption=f"As uploaded: {chosen.image_name}, {image.width} × {image.height}", width="stretch")
-height, width = model.preprocessing.input_size
-resized.image(model.preprocessing.resize(image), caption=f"As the model sees it: {width} × {height}",
-              width="stretch")
-chart.plotly_chart(figures.top_k_chart(predictions), width="stretch", key="compare_top_k_chart")
+with st.sidebar:  # the prediction stays in view beside the maps
+    st.plotly_chart(figures.top_k_chart(predictions, compact=True), width="stretch", key="compare_top_k_chart")
+    height, width = model.preprocessing.input_size
+    st.image(model.preprocessing.resize(image), caption=f"As the model sees it: {width} × {height}", width=160)
+    st.caption("The reviewer report of this page is with the downloads under the maps.")
 
-pick_class, pick_layer = st.columns([4, 3])
+pick_class, pick_layer, pick_methods = st.columns([4, 3, 4])  # one compact control row
 with pick_class:
     class_index = widgets.class_picker(model, predictions[0].index, (model.name, sha))
 with pick_layer:
     layer = widgets.layer_picker(model)
 catalog = list_methods()
 names = {m.key: m.display_name for m in catalog}
-fast = st.multiselect("Methods", [m.key for m in catalog if not m.slow], key=state.METHODS, format_func=names.get)
+fast = pick_methods.multiselect("Methods", [m.key for m in catalog if not m.slow], key=state.METHODS,
+                                format_func=names.get)
+st.caption("Top classes: " + " · ".join(f"{p.name} ({p.index}) {p.probability:.0%}" for p in predictions))
+grid = st.container()  # the maps come right under the controls; slow methods are offered below them
 slow = []
 if st.checkbox("Include slow methods (many forward passes)", key=state.SLOW_ON):
     slow = st.multiselect("Slow methods", [m.key for m in catalog if m.slow], key=state.SLOW_METHODS,
@@ -32,11 +34,14 @@ if st.checkbox("Include slow methods (many forward passes)", key=state.SLOW_ON):
 
 results = {}
 if fast:
-    with st.spinner("Computing maps…"):
+    with grid, st.spinner("Computing maps…"):
         results = loaders.explanations(model, image, sha, layer, class_index, fast)
 if slow:
     results |= widgets.slow_methods(model, image, sha, layer, class_index, slow)
 if not results:
-    st.info("Pick at least one method (slow methods run when you press their button).")
+    grid.info("Pick at least one method (slow methods run when you press their button).")
     st.stop()
-panels.compare_panels(model, image, chosen.image_name, sha, layer, list(results.values()))
+with grid:
+    references = strong.top_class_maps(model, image, sha, layer, predictions[0].index, results, slow)
+    panels.compare_panels(model, image, chosen.image_name, sha, layer, list(results.values()), references,
+                          predictions[0].name)

@@ -3,6 +3,7 @@ import streamlit as st
 
 from ui import compare_views as views
 from ui import loaders, report, state
+from ui import strength_panels as strong
 
 st.title("Compare classes")
 chosen = state.require_selection()
@@ -32,11 +33,16 @@ if not classes:
 opacity, colormap, shared = views.rendering_controls("classes", shared_default=True)
 
 shown = views.display_image(sha, image)
-with st.spinner("Computing maps…"):
-    results = views.cams(model, image, sha, method, classes=classes)
+with st.spinner("Computing maps…"):  # the top class too: the reference each map's strength is given against
+    by_class = {r.class_index: r for r in views.cams(model, image, sha, method,
+                                                     classes=list(dict.fromkeys([top[0].index, *classes])))}
+reference = {method: by_class[top[0].index].raw}
+results = [by_class[c] for c in classes]
+powers = strong.strengths(results, reference)
 cells = [(shown, f"Original · {image.width} × {image.height}")]
-cells += [(picture, f"{r.class_name} ({r.class_index}) · p={r.probability:.1%}")
-          for r, picture in zip(results, views.overlays(shown, results, opacity, colormap, shared))]
+cells += [(picture, f"{r.class_name} ({r.class_index}) @ {r.layer} · p={r.probability:.1%} · "
+                    f"{strong.strength_note(r, s, top[0].name)}")
+          for r, s, picture in zip(results, powers, strong.pictures(shown, results, powers, opacity, colormap, shared))]
 views.grid(cells)
 
 st.subheader("Why A rather than B?")

@@ -3,6 +3,7 @@ import streamlit as st
 
 from ui import compare_views as views
 from ui import loaders, report, state, widgets
+from ui import strength_panels as strong
 
 st.title("Compare layers")
 chosen = state.require_selection()
@@ -27,11 +28,11 @@ with st.spinner("Computing maps…"):
     results = views.cams(model, image, sha, method, layers=layers, classes=[class_index])
 shown = views.display_image(sha, image)
 cells = [(shown, f"Original · {image.width} × {image.height}")]
-for r, picture in zip(results, views.overlays(shown, results, opacity, colormap, shared)):
+powers = strong.strengths(results, {})
+for r, s, picture in zip(results, powers, strong.pictures(shown, results, powers, opacity, colormap, shared)):
     height, width = r.raw.shape
     star = " ★" if r.layer == model.target_layer else ""
-    blank = "" if float(r.raw.max()) > 0 else " · all zero here"
-    cells.append((picture, f"{r.layer}{star} · {height} × {width}{blank}"))
+    cells.append((picture, f"{r.layer}{star} · {height} × {width} · {strong.strength_note(r, s)}"))
 views.grid(cells)
 st.caption(f"{results[0].method_name} of class {results[0].class_name} at {len(results)} layers; "
            "each panel says the layer's resolution (height × width). ★ marks the recommended layer.")

@@ -4,6 +4,7 @@ import streamlit as st
 from explainers.errors import ExplainerError
 from ui import compare_views as views
 from ui import figures, loaders, report, state
+from ui import strength_panels as strong
 
 st.title("Compare models")
 chosen = state.require_selection()
@@ -53,14 +54,16 @@ shown = views.display_image(sha, image)
 with st.spinner("Computing the maps…"):
     results = [views.cams(model, image, sha, method, classes=[] if c is None else [c])[0]
                for model, c in zip(models, [class_a, class_b])]
-pictures = views.overlays(shown, results, opacity, colormap, shared)
+powers = strong.strengths(results, {})
+pictures = strong.pictures(shown, results, powers, opacity, colormap, shared)  # colorbars in raw units
 for column, model, result, picture, letter in zip(st.columns(2), models, results, pictures, "AB"):
     with column:
         st.subheader(f"{letter}: {model.spec.display_name}")
         predictions = loaders.predictions(model.name, model.weights_sha256, sha, 5, model, image)
         st.plotly_chart(figures.top_k_chart(predictions), width="stretch", key=f"models_top_k_{letter}")
         st.image(picture, width="stretch", caption=f"{result.method_name} of {result.class_name} "
-                 f"({result.class_index}) · p={result.probability:.1%} · layer {result.layer}")
+                 f"({result.class_index}) · p={result.probability:.1%} · layer {result.layer} · "
+                 f"{strong.strength_note(result, powers[letter == 'B'])}")
         weights = "random weights" if model.random_weights else f"weights {(model.weights_sha256 or 'n/a')[:12]}"
         st.caption(f"`{model.spec.architecture}` · {weights}")
     report.offer(model, image, chosen.image_name, [result], opacity=opacity, colormap=colormap, shared=shared,

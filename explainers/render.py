@@ -11,7 +11,7 @@ from typing import Sequence
 import cv2
 import matplotlib
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from .errors import ExplainerError
 
@@ -136,6 +136,60 @@ def normalize_maps(raws: Sequence[np.ndarray], size: tuple[int, int], shared: bo
         high = max(float(m.max()) for m in maps)
         return [_scale(m, low, high) for m in maps]
     return [_scale(m, float(m.min()), float(m.max())) for m in maps]
+
+
+def scale_to_range(raw: np.ndarray, size: tuple[int, int], low: float, high: float) -> np.ndarray:
+    """Upsample a raw map to ``size`` (height, width) and scale ``low..high`` (raw units) to 0..1.
+
+    Used for a range shared by maps of the same units (e.g. one method family); values outside clip.
+    """
+    m = upsample(np.nan_to_num(np.asarray(raw, dtype=np.float32)), size)
+    return np.clip(_scale(m, float(low), float(high)), 0.0, 1.0)
+
+
+def with_colorbar(picture: Image.Image | np.ndarray, colormap: str, low: float, high: float) -> np.ndarray:
+    """``picture`` with a colorbar strip under it, labelled with the raw values at its two ends.
+
+    Returns:
+        (H + b + t, W, 3) uint8 with b = max(6, W // 40) and t = max(12, W // 14): the picture, the
+        colormap from 0 (left) to 1 (right), and a white label row with ``low`` at the left and
+        ``high`` at the right (large enough to read when the panel is shown a third of its size).
+    """
+    rgb = _as_rgb_array(picture)
+    width = rgb.shape[1]
+    bar_height, height = max(6, width // 40), max(12, width // 14)
+    bar = colorize(np.tile(np.linspace(0.0, 1.0, width, dtype=np.float32), (bar_height, 1)), colormap)
+    labels = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(labels)
+    font = _font(height - 4)
+    right = f"{high:.3g}"
+    draw.text((2, 0), f"{low:.3g}", fill=(0, 0, 0), font=font)
+    draw.text((max(2, width - 2 - int(draw.textlength(right, font=font))), 0), right, fill=(0, 0, 0), font=font)
+    return np.concatenate([rgb, bar, np.asarray(labels)], axis=0)
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=max(8, int(size)))  # Pillow's bundled font, scalable with FreeType
+
+
+def blank_panel(image: Image.Image | np.ndarray, message: str) -> np.ndarray:
+    """The image dimmed to gray with ``message`` (lines split on newlines) across it: a map with
+    nothing to draw says so instead of showing a flat tint.
+
+    Returns:
+        (H, W, 3) uint8.
+    """
+    gray = _as_rgb_array(image).astype(np.float32).mean(axis=2, keepdims=True)
+    canvas = Image.fromarray(np.repeat(np.rint(0.35 * gray + 0.65 * 235).astype(np.uint8), 3, axis=2))
+    draw = ImageDraw.Draw(canvas)
+    lines = message.split("\n")
+    font = _font(max(10, canvas.width // 16))
+    step = int(font.size * 1.3) if hasattr(font, "size") else 14
+    top = max(0, canvas.height // 2 - step * len(lines) // 2)
+    for i, line in enumerate(lines):
+        x = max(2, (canvas.width - int(draw.textlength(line, font=font))) // 2)
+        draw.text((x, top + step * i), line, fill=(160, 0, 0), font=font)
+    return np.asarray(canvas)
 
 
 def _scale(m: np.ndarray, low: float, high: float) -> np.ndarray:

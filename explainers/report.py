@@ -21,7 +21,7 @@ from PIL import Image
 
 from .io import image_sha256
 from .models.spec import LoadedModel
-from .render import normalize_maps, overlay, to_png_bytes
+from .render import overlay, scale_to_range, to_png_bytes
 from .results import CamResult, Prediction
 
 INTENDED_USE = (
@@ -133,11 +133,14 @@ def build_report(model: LoadedModel, image: Image.Image, results: Sequence[CamRe
 
 
 def _scaled(results: Sequence[CamResult], size: tuple[int, int], shared: bool) -> list[np.ndarray]:
-    """Each result's map in [0, 1]: its own range, or one range shared by the class (non-contrast) maps."""
+    """Each result's map in [0, 1]: its own range, or one range shared by the class (non-contrast) maps
+    of one unit family (maps of methods whose raw units differ never share a range)."""
+    from .strength import family_ranges
+
     maps = [r.map for r in results]
     together = [i for i, r in enumerate(results) if r.contrast_index is None] if shared else []
-    for i, m in zip(together, normalize_maps([results[i].raw for i in together], size, shared=True)):
-        maps[i] = m
+    for i, (low, high) in zip(together, family_ranges([results[i] for i in together])):
+        maps[i] = scale_to_range(results[i].raw, size, low, high)
     return maps
 
 

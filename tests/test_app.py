@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from explainers.explain import explain  # noqa: E402
 from ui import loaders, state  # noqa: E402
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -116,6 +117,44 @@ def test_rendering_controls_never_call_the_engine():
     assert loaders.ENGINE_CALLS == before_calls + 1  # a new class is a new computation
 
 
+def test_each_panel_says_how_strong_its_map_is(lite0):
+    at = new_app()
+    at.session_state[state.METHODS] = ["gradcam", "eigencam"]
+    at.run()
+    at.number_input(key=state.CLASS_INDEX).set_value(948).run()  # Granny Smith, on the cat
+    assert_clean(at)
+    grad, eigen = panel_captions(at)
+    image = at.session_state[state.SELECTION].image
+    top = loaders.predictions(lite0.name, lite0.weights_sha256, at.session_state[state.SELECTION].image_sha256, 5,
+                              lite0, image)[0].index
+    apple, best = explain(lite0, image, classes=[948, top]).results
+    ratio = float(apple.raw.max() / best.raw.max())
+    assert 0.07 < ratio < 0.11  # raw max ~0.046 against ~0.50 for the top class
+    assert grad.startswith(f"Grad-CAM · Granny Smith @ {lite0.target_layer} · raw 0–{apple.raw.max():.3g} · "
+                           f"{ratio:.0%} of top class · ")
+    assert "same map for every class" in eigen
+    at.number_input(key=state.CLASS_INDEX).set_value(top).run()
+    at.selectbox(key=state.LAYER).set_value("bn1").run()  # the top class's Grad-CAM is all zero this early
+    assert_clean(at)
+    assert "all zero at bn1" in panel_captions(at)[0]
+    toggle = at.toggle(key=state.SHARED_SCALE)
+    assert toggle.label == "Shared scale within like units" and "different units" in toggle.help
+
+
+def test_the_zip_shows_its_size_before_it_is_built():
+    at = new_app().run()
+    build = at.button(key="compare_build_zip")
+    bound = float(build.label.split("at most ")[1].split(" MB")[0])
+    assert 0.5 < bound < 5  # the cat: 451 x 300, one method
+    assert not [d for d in at.get("download_button") if "Everything" in d.proto.label]  # built on request only
+    build.click().run()
+    assert_clean(at)
+    ready = [d for d in at.get("download_button") if "Everything" in d.proto.label]
+    assert len(ready) == 1
+    size = float(ready[0].proto.label.split(", ")[1].split(" MB")[0])
+    assert 0 < size <= bound
+
+
 def test_adding_a_method_computes_only_that_method(engine_spy):
     asked = engine_spy
     at = new_app()
@@ -135,8 +174,8 @@ def test_interactive_heatmap_hover_shows_the_map_value():
     at.selectbox(key=state.FOCUS).set_value("gradcam").run()
     assert_clean(at)
     charts = at.get("plotly_chart")
-    assert len(charts) == 2  # the top-k bars and the heatmap
-    figure = json.loads(charts[1].proto.spec)
+    assert len(charts) == 2  # the top-k bars (sidebar) and the heatmap
+    figure = next(f for f in (json.loads(c.proto.spec) for c in charts) if f["data"][0]["type"] != "bar")
     kinds = [trace["type"] for trace in figure["data"]]
     assert kinds == ["image", "heatmap"]
     heat = figure["data"][1]
@@ -147,7 +186,7 @@ def test_interactive_heatmap_hover_shows_the_map_value():
 
 def test_top_k_chart_shows_probabilities(lite0):
     at = new_app().run()
-    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    figure = json.loads(at.sidebar.get("plotly_chart")[0].proto.spec)  # in the sidebar, beside the maps
     bars = figure["data"][0]
     assert bars["type"] == "bar" and bars["orientation"] == "h"
     probs = plotly_array(bars["x"])

@@ -51,7 +51,8 @@ def test_compare_classes_top_k_shared_scale_and_contrast(lite0):
     shown = captions(at)
     assert shown[0].startswith("Original")
     top3 = [p.index for p in explain(lite0, image).predictions[:3]]
-    assert [c.split(" · ")[0] for c in shown[1:4]] == [f"{lite0.categories[i]} ({i})" for i in top3]
+    assert [c.split(" @ ")[0] for c in shown[1:4]] == [f"{lite0.categories[i]} ({i})" for i in top3]
+    assert shown[1].endswith("· top class") and all("% of top class" in c for c in shown[2:4])
     assert at.toggle(key="classes_shared_scale").value is True  # one scale by default
     a, b = top3[0], top3[1]
     direct = explain(lite0, image, classes=[a, b], contrast=(a, b)).results
@@ -68,12 +69,26 @@ def test_compare_classes_top_k_shared_scale_and_contrast(lite0):
     assert cached[2].contrast_index == b and cached[2].score == pytest.approx(cached[0].score - cached[1].score)
 
 
+def test_compare_classes_says_how_weak_a_class_map_is(lite0):
+    at = open_page(CLASSES)
+    at.radio(key="classes_mode").set_value("Pick by name").run()
+    at.multiselect(key="classes_picked").set_value([948]).run()  # Granny Smith, on the cat
+    assert_clean(at)
+    image = at.session_state[state.SELECTION].image
+    top = explain(lite0, image).predictions[0].index
+    apple, best = explain(lite0, image, classes=[948, top]).results
+    ratio = float(apple.raw.max() / best.raw.max())
+    assert 0.07 < ratio < 0.11  # raw max ~0.046 against ~0.50
+    assert captions(at)[1] == (f"Granny Smith (948) @ {lite0.target_layer} · p={apple.probability:.1%} · "
+                               f"raw 0–{apple.raw.max():.3g} · {ratio:.0%} of top class")
+
+
 def test_compare_classes_picked_by_name_and_same_class_contrast(lite0):
     at = open_page(CLASSES, gallery="Coffee")
     at.radio(key="classes_mode").set_value("Pick by name").run()
     at.multiselect(key="classes_picked").set_value([CUP, 504]).run()  # cup, coffee mug
     assert_clean(at)
-    assert [c.split(" · ")[0] for c in captions(at)[1:3]] == ["cup (968)", "coffee mug (504)"]
+    assert [c.split(" @ ")[0] for c in captions(at)[1:3]] == ["cup (968)", "coffee mug (504)"]
     at.selectbox(key="classes_a").set_value(CUP).run()
     at.selectbox(key="classes_b").set_value(CUP).run()
     assert_clean(at)
@@ -85,7 +100,9 @@ def test_compare_classes_picked_by_name_and_same_class_contrast(lite0):
 def test_compare_layers_early_to_late_with_resolutions(lite0):
     at = open_page(LAYERS)
     assert_clean(at)
-    assert captions(at)[1:] == ["blocks.1.1 · 56 × 56", "blocks.2.1 · 28 × 28", "blocks.4.2 · 14 × 14",
+    shown = captions(at)[1:]
+    assert all(" · raw " in c or " · all zero at " in c for c in shown)  # each panel says how strong its map is
+    assert [" · ".join(c.split(" · ")[:2]) for c in shown] == ["blocks.1.1 · 56 × 56", "blocks.2.1 · 28 × 28", "blocks.4.2 · 14 × 14",
                                 "bn2 ★ · 7 × 7"]  # one per resolution after the stem; no blank panel
     assert not at.multiselect  # no long list where Enter adds every match
     depth = at.select_slider(key="layers_range")
@@ -93,7 +110,7 @@ def test_compare_layers_early_to_late_with_resolutions(lite0):
     depth.set_value(("conv_stem", "blocks.3.0.bn3")).run()
     at.slider(key="layers_count").set_value(3).run()
     assert_clean(at)
-    assert captions(at)[1:] == ["conv_stem · 112 × 112", "blocks.2.1 · 28 × 28", "blocks.3.0.bn3 · 14 × 14"]
+    assert [" · ".join(c.split(" · ")[:2]) for c in captions(at)[1:]] == ["conv_stem · 112 × 112", "blocks.2.1 · 28 × 28", "blocks.3.0.bn3 · 14 × 14"]
     at.toggle(key="layers_every").set_value(True).run()  # every module: Identity, ReLU6, containers too
     assert_clean(at)
     assert len(at.select_slider(key="layers_range").options) == 262
@@ -124,6 +141,7 @@ def test_compare_models_side_by_side(second_checkpoint, lite0):
     assert charts[0]["y"] != charts[1]["y"]  # the untrained model predicts something else
     maps = captions(at)
     assert len(maps) == 2 and all(c.startswith(f"Grad-CAM of espresso ({ESPRESSO})") for c in maps)
+    assert " · raw " in maps[0] and (" · raw " in maps[1] or "all zero" in maps[1])  # raw units (random B may be 0)
     p_trained, p_untrained = (float(c.split("p=")[1].split("%")[0]) for c in maps)
     assert p_trained > 50 and p_untrained < 5  # the same class, explained in both, with each model's belief
     at.selectbox(key="models_right").set_value(lite0.name).run()

@@ -1,6 +1,7 @@
-"""One real-browser test: `streamlit run app.py`, headless Debian Chromium via Playwright, an upload.
+"""Real-browser tests: `streamlit run app.py`, headless Debian Chromium via Playwright: an upload,
+and the Compare page's first screen at 1280 x 720.
 
-Set CAMSCOPE_SCREENSHOT=1 to also copy the screenshot to docs/compare.png for the README.
+Set CAMSCOPE_SCREENSHOT=1 to also copy the 1280 x 720 screenshot to docs/compare.png for the README.
 """
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ METHOD_NAMES = ["Grad-CAM", "Grad-CAM++", "XGrad-CAM", "HiResCAM", "LayerCAM", "
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM)
 
 
-@pytest.fixture
-def server_url(tmp_path):
-    with running_server(tmp_path / "streamlit.log") as (url, _):
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory):
+    with running_server(tmp_path_factory.mktemp("server") / "streamlit.log") as (url, _):
         yield url
 
 
@@ -42,7 +43,7 @@ def test_upload_shows_every_heatmap(server_url, tmp_path):
                 sidebar.get_by_test_id("stFileUploaderDropzone").get_by_test_id("stBaseButton-secondary").click()
             chooser.value.set_files(str(upload))
 
-            page.get_by_text("As uploaded: upload_cat.png", exact=False).wait_for(timeout=180_000)
+            page.get_by_text("As uploaded: upload_cat.png", exact=False).first.wait_for(timeout=180_000)
             for name in METHOD_NAMES:
                 caption = page.get_by_test_id("stImageCaption").filter(has_text=re.compile(rf"^{re.escape(name)} · "))
                 caption.first.wait_for(timeout=180_000)
@@ -51,16 +52,20 @@ def test_upload_shows_every_heatmap(server_url, tmp_path):
             page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=180_000)
             page.wait_for_load_state("networkidle")
             captions = page.get_by_test_id("stImageCaption").all_inner_texts()
-            panels = [c for c in captions if re.match(r"^.+ · \d+\.\d\d s$", c)]
+            panels = [c for c in captions if re.match(r"^.+ @ .+ · \d+\.\d\d s$", c)]
             assert [p.split(" · ")[0] for p in panels] == METHOD_NAMES
+            assert all(" raw " in p for p in panels)  # each panel gives its map's range in raw units
             images = page.locator('[data-testid="stImage"] img')
             loaded = images.evaluate_all("els => els.filter(e => e.complete && e.naturalWidth > 0).length")
-            assert loaded >= 2 + 1 + len(METHOD_NAMES)  # as uploaded, as seen, original, one per method
+            assert loaded >= 2 + len(METHOD_NAMES)  # as uploaded, as the model sees it, one per method
             assert page.get_by_test_id("stException").count() == 0
             assert page.get_by_test_id("stAlertContentError").count() == 0
 
+            page.get_by_role("button", name=re.compile("Build the zip of everything")).click()
+            ready = page.get_by_test_id("stDownloadButton").filter(has_text="Everything")
+            ready.wait_for(timeout=120_000)
             with page.expect_download(timeout=120_000) as download:
-                page.get_by_test_id("stDownloadButton").filter(has_text="Everything").click()
+                ready.click()
             with zipfile.ZipFile(download.value.path()) as archive:
                 settings = json.loads(archive.read("settings.json"))
                 assert len([n for n in archive.namelist() if n.endswith("/map.npy")]) == len(METHOD_NAMES)
@@ -68,8 +73,37 @@ def test_upload_shows_every_heatmap(server_url, tmp_path):
             assert settings["image"]["name"] == "upload_cat.png"
             assert [m["name"] for m in settings["methods"]] == METHOD_NAMES
 
+            assert settings["downloads"]["capped"] is False
+        finally:
+            browser.close()
+
+
+def test_original_and_three_maps_on_the_first_screen_at_1280_by_720(server_url, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(server_url)
+            for name in METHOD_NAMES:
+                caption = page.get_by_test_id("stImageCaption").filter(has_text=re.compile(rf"^{re.escape(name)} · "))
+                caption.first.wait_for(timeout=180_000)
+            page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=180_000)
+            page.wait_for_load_state("networkidle")
+            cells = page.locator('[data-testid="stMain"] [data-testid="stImage"]').evaluate_all(
+                """els => els.map(e => { const r = e.querySelector('img').getBoundingClientRect();
+                    const c = e.querySelector('[data-testid="stImageCaption"]');
+                    return {top: r.top, bottom: r.bottom, left: r.left, right: r.right,
+                            caption: c ? c.innerText : ''}; })""")
+            on_screen = [c for c in cells if c["bottom"] <= 720 and c["top"] >= 0 and c["right"] <= 1280
+                         and c["bottom"] > c["top"]]
+            assert any(c["caption"].startswith("As uploaded: cat.jpg") for c in on_screen), cells
+            maps = [c for c in on_screen if " @ " in c["caption"]]
+            assert len(maps) >= 3, cells
+            assert page.evaluate("window.scrollY") == 0
+
             shot = tmp_path / "compare.png"
-            page.screenshot(path=str(shot), full_page=True)
+            page.screenshot(path=str(shot))
             assert shot.stat().st_size > 10_000
             if os.environ.get("CAMSCOPE_SCREENSHOT"):
                 (ROOT / "docs").mkdir(exist_ok=True)

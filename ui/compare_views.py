@@ -86,7 +86,8 @@ def rendering_controls(prefix: str, shared_default: bool) -> tuple[float, str, b
     if key not in st.session_state:
         st.session_state[key] = shared_default
     shared = right.toggle("One shared scale", key=key,
-                          help="On: every panel uses one range, so a weaker map looks weaker. Off: each its own.")
+                          help="The maps here are of one method, so their raw values share units. On: every panel uses "
+                                "one range, so a weaker map looks weaker. Off: each is stretched over its own range.")
     return opacity, colormap, shared
 
 

@@ -19,14 +19,17 @@ def plotly_colorscale(colormap: str, stops: int = 33) -> list[list]:
             for t in np.linspace(0.0, 1.0, stops)]
 
 
-def top_k_chart(predictions: list[Prediction]) -> go.Figure:
-    """Horizontal bars of the class probabilities, best at the top."""
+def top_k_chart(predictions: list[Prediction], compact: bool = False) -> go.Figure:
+    """Horizontal bars of the class probabilities, best at the top (``compact``: sized for the sidebar)."""
     labels = [f"{p.name} ({p.index})" for p in predictions]
     probs = [p.probability for p in predictions]
     fig = go.Figure(go.Bar(x=probs, y=labels, orientation="h", text=[f"{p:.1%}" for p in probs],
                            textposition="auto", hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
-    fig.update_layout(height=60 + 32 * len(predictions), margin=dict(l=10, r=10, t=10, b=30),
-                      xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"),
+    rows = 22 if compact else 32
+    fig.update_layout(height=(36 if compact else 60) + rows * len(predictions),
+                      margin=dict(l=4, r=4, t=4, b=24) if compact else dict(l=10, r=10, t=10, b=30),
+                      font=dict(size=11) if compact else None,
+                      xaxis=dict(range=[0, 1], tickformat=".0%", title=None if compact else "probability"),
                       yaxis=dict(autorange="reversed"))
     return fig
 
