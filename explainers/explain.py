@@ -95,7 +95,7 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise MethodError(f"batch_size must be a positive whole number, not {batch_size!r}.")
     layer_names = resolve_layers(model, layers)
-    reshape = model.spec.reshape_transform
+    reshape = model.reshape_transform
     width, height = image.size
     x = model.preprocessing.to_tensor(image).to(model.device)
     keys = {s.key for s in specs}
@@ -153,7 +153,7 @@ def _run_job(spec: MethodSpec, clone: torch.nn.Module, model: LoadedModel, layer
              acts: np.ndarray | None, targets: list[Target], grads: dict, logits: torch.Tensor,
              batch_size: int, progress: Progress) -> list[np.ndarray]:
     """One slow method for every target at one layer; returns one raw map per target."""
-    reshape = model.spec.reshape_transform
+    reshape = model.reshape_transform
     if spec.key == "scorecam":
         return model_methods.score_cam(clone, x, acts, targets, batch_size, progress)
     if spec.key == "ablationcam":

@@ -81,8 +81,13 @@ def load_model(name: str, device: Optional[str] = None, random_weights: bool = F
     digest = None
     if not random_weights and spec.weights_file and Path(spec.weights_file).is_file():
         digest = _file_sha256(spec.weights_file)
-    return LoadedModel(spec=spec, module=module, device=target, categories=list(spec.categories()),
-                       weights_sha256=digest, random_weights=bool(random_weights))
+    loaded = LoadedModel(spec=spec, module=module, device=target, categories=list(spec.categories()),
+                         weights_sha256=digest, random_weights=bool(random_weights))
+    if spec.inspect:
+        from .token_layout import inspect_into
+
+        inspect_into(loaded)
+    return loaded
 
 
 _DIGESTS: dict[tuple[str, int, int], str] = {}
