@@ -19,7 +19,7 @@ chart.plotly_chart(figures.top_k_chart(predictions), width="stretch", key="compa
 
 pick_class, pick_layer = st.columns([4, 3])
 with pick_class:
-    class_index = widgets.class_picker(model, predictions[0].index, (model.name, sha))
+    class_index = widgets.class_picker(model, predictions[0].index, (model.name, sha), predictions)
 with pick_layer:
     layer = widgets.layer_picker(model)
 catalog = list_methods()

@@ -43,7 +43,8 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("explain", help="explain an image; write maps (.npy), overlays (.png) and summary.json",
                        description="Explain an image with one or more CAM methods, classes and layers.")
     p.add_argument("image", help="image file (PNG, JPEG, WebP, BMP, TIFF)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default: {DEFAULT_MODEL}); see `models`")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"model name (default: {DEFAULT_MODEL}; see `models`) or a Hugging Face or timm model folder")
     p.add_argument("--layer", action="extend", nargs="+", metavar="NAME",
                    help="layer name(s) (default: the model's recommended layer); see `layers`")
     p.add_argument("--method", action="extend", nargs="+", metavar="NAME",
@@ -116,6 +117,7 @@ def run_explain(args: argparse.Namespace) -> int:
     image = load_image(args.image)  # before importing torch: a bad file fails in a blink
     timings["load_image"] = time.perf_counter() - t0
     from .explain import explain
+    from .heads import probability_caption
     from .models import load_model
 
     t0 = time.perf_counter()
@@ -161,13 +163,18 @@ def run_explain(args: argparse.Namespace) -> int:
                           "layers": args.layer, "methods": methods},
             "colormap": args.colormap, "opacity": args.opacity,
             "preprocessing": model.preprocessing.as_dict(), "device": str(model.device),
+            "head": model.head, "probabilities": probability_caption(model.head),
         },
         "versions": package_versions(),
         "timings": {**timings, "engine": dict(result.timings)},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     top = result.predictions[0]
-    print(f"top-1: {top.name} ({top.index}), p={top.probability:.3f}")
+    if model.head == "sigmoid":
+        above = ", ".join(f"{p.name} p={p.probability:.3f}" for p in result.predictions if p.probability > 0.5)
+        print(f"independent labels (sigmoid) above 0.5: {above or 'none'}")
+    else:
+        print(f"top-1: {top.name} ({top.index}), p={top.probability:.3f}")
     print(f"wrote {len(outputs)} map(s) and overlay(s) and summary.json to {out}")
     return 0
 

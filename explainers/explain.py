@@ -12,6 +12,7 @@ from pytorch_grad_cam.utils.image import scale_cam_image
 from .clones import borrowed_clone
 from .device import plain_out_of_memory
 from .errors import ImageError, MethodError
+from .heads import probabilities
 from .layers import resolve_layers
 from .methods import guided as guided_methods
 from .methods import model_methods
@@ -45,9 +46,12 @@ def _check_model(model: object) -> LoadedModel:
 
 
 def _predictions(model: LoadedModel, logits: torch.Tensor, k: int = 5) -> list[Prediction]:
-    probs = torch.softmax(logits.detach().float()[0], dim=-1)
+    probs = probabilities(logits[0], model.head)
+    if model.head == "sigmoid":  # every label above 0.5 is a finding: show them all, at least k
+        k = max(k, int((probs > 0.5).sum()))
     top = torch.argsort(probs, descending=True)[: min(k, probs.numel())]
-    return [Prediction(int(i), model.categories[int(i)], float(logits[0, i]), float(probs[i])) for i in top]
+    return [Prediction(int(i), model.categories[int(i)], float(logits[0, i]), float(probs[i]), model.head)
+            for i in top]
 
 
 def predict(model: LoadedModel, image: Image.Image, k: int = 5) -> list[Prediction]:
@@ -146,7 +150,8 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
             report.step(f"{spec.display_name} done")
 
     return Explanation(model=model.name, image_size=(width, height), input_size=tuple(x.shape[-2:]),
-                       predictions=_predictions(model, logits), results=results, timings=timings)
+                       predictions=_predictions(model, logits), results=results, timings=timings,
+                       head=model.head)
 
 
 def _run_job(spec: MethodSpec, clone: torch.nn.Module, model: LoadedModel, layer: str, x: torch.Tensor,
@@ -181,7 +186,7 @@ class ResultMaker:
 
     def __init__(self, model: LoadedModel, logits: torch.Tensor, width: int, height: int) -> None:
         self.model, self.logits, self.width, self.height = model, logits, width, height
-        self.probs = torch.softmax(logits.float()[0], dim=-1)
+        self.probs = probabilities(logits[0], model.head)
 
     def __call__(self, spec: MethodSpec, layer: str, target: Target, raw: np.ndarray, seconds: float) -> CamResult:
         raw = np.maximum(np.asarray(raw, dtype=np.float32), 0)

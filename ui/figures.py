@@ -6,6 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 
+from explainers.heads import probability_caption
 from explainers.results import Prediction
 
 MAX_HOVER_SIDE = 320  # the interactive view is subsampled: a full-size heatmap would be megabytes of JSON
@@ -20,13 +21,15 @@ def plotly_colorscale(colormap: str, stops: int = 33) -> list[list]:
 
 
 def top_k_chart(predictions: list[Prediction]) -> go.Figure:
-    """Horizontal bars of the class probabilities, best at the top."""
+    """Horizontal bars of the class probabilities, best at the top; a sigmoid head's bars are
+    labelled as independent labels (they need not sum to 1)."""
     labels = [f"{p.name} ({p.index})" for p in predictions]
     probs = [p.probability for p in predictions]
     fig = go.Figure(go.Bar(x=probs, y=labels, orientation="h", text=[f"{p:.1%}" for p in probs],
                            textposition="auto", hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
+    head = predictions[0].head if predictions else "softmax"
     fig.update_layout(height=60 + 32 * len(predictions), margin=dict(l=10, r=10, t=10, b=30),
-                      xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"),
+                      xaxis=dict(range=[0, 1], tickformat=".0%", title=probability_caption(head)),
                       yaxis=dict(autorange="reversed"))
     return fig
 

@@ -1,7 +1,7 @@
 """Shared widgets: the sidebar's image and model pickers; the class, layer and slow-method pickers."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import streamlit as st
 from PIL import Image
@@ -12,6 +12,7 @@ from explainers.layers import LayerInfo
 from explainers.methods.catalog import list_methods
 from explainers.models import MANIFEST_ERRORS
 from explainers.models.spec import LoadedModel
+from explainers.results import Prediction
 
 from . import dicom_controls, loaders, state
 
@@ -79,8 +80,10 @@ def model_picker(errors: list[str]) -> Optional[LoadedModel]:
     return model
 
 
-def class_picker(model: LoadedModel, top1: int, context: tuple) -> int:
+def class_picker(model: LoadedModel, top1: int, context: tuple, predictions: Sequence[Prediction] = ()) -> int:
     """A searchable 'index: name' select and an index box, kept in sync; top-1 by default.
+
+    For a sigmoid head (independent labels) a caption lists the labels above 0.5 among ``predictions``.
 
     ``context`` (model, image) resets the choice to the new top-1 when it changes.
     """
@@ -95,12 +98,20 @@ def class_picker(model: LoadedModel, top1: int, context: tuple) -> int:
     def from_index() -> None:
         st.session_state[state.CLASS_SELECT] = st.session_state[state.CLASS_INDEX]
 
+    if model.head == "sigmoid":
+        st.caption("Independent labels (sigmoid per label): explain any label; " + labels_above_half(predictions))
     left, right = st.columns([3, 1])
     left.selectbox("Class to explain", range(n), key=state.CLASS_SELECT, on_change=from_select,
                    format_func=lambda i: f"{i}: {model.categories[i]}", help="Type to search all class names.")
     right.number_input("Class index", min_value=0, max_value=n - 1, step=1, key=state.CLASS_INDEX,
                        on_change=from_index)
     return int(st.session_state[state.CLASS_INDEX])
+
+
+def labels_above_half(predictions: Sequence[Prediction]) -> str:
+    """'labels above 0.5: name (p), ...' for a sigmoid head's predictions."""
+    above = [f"{p.name} ({p.probability:.0%})" for p in predictions if p.probability > 0.5]
+    return "labels above 0.5: " + (", ".join(above) if above else "none")
 
 
 def layer_picker(model: LoadedModel) -> str:

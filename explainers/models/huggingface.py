@@ -135,20 +135,22 @@ def build_huggingface(folder: Path, random_weights: bool = False) -> LogitsOnly:
         UnsafeCheckpointError: remote code needed.
         ModelError: missing weights, or a model transformers cannot build as an image classifier.
     """
+    import transformers
     from transformers import AutoConfig, AutoModelForImageClassification
 
     config_dict = read_config(folder)
+    transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bars in logs
     try:
         config = AutoConfig.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
     except (ValueError, KeyError, OSError) as exc:
         raise ModelError(f"transformers cannot read the model folder {folder} ({exc}).") from None
+    if not random_weights and not any((folder / name).is_file() for name in _WEIGHT_FILES):
+        raise ModelError(f"The model folder {folder} has no model.safetensors; save the model with "
+                         "save_pretrained (safetensors is its default).")
     try:
         if random_weights:
             model = AutoModelForImageClassification.from_config(config, attn_implementation="eager")
         else:
-            if not any((folder / name).is_file() for name in _WEIGHT_FILES):
-                raise ModelError(f"The model folder {folder} has no model.safetensors; save the model with "
-                                 "save_pretrained (safetensors is its default).")
             model = AutoModelForImageClassification.from_pretrained(
                 str(folder), local_files_only=True, trust_remote_code=False, use_safetensors=True,
                 attn_implementation="eager")

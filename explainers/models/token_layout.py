@@ -51,7 +51,8 @@ class TokenLayout:
                 return "map"
             if tuple(shape[1:3]) in grids:
                 return "channels_last"
-            return "map" if shape[2] * shape[3] > 1 else None
+            gh, gw = self.grid  # other strides (floor-rounded pooling): a map no larger than the grid
+            return "map" if 1 < shape[2] * shape[3] and shape[2] <= gh and shape[3] <= gw else None
         if len(shape) == 3:
             return "tokens" if self._token_grid(shape[1]) is not None else None
         return None
