@@ -95,14 +95,16 @@ def categories_of(config: dict) -> list[str]:
     return names
 
 
-def preprocessing_of(folder: Path) -> Preprocessing:
-    """Mean, std, size and resample from preprocessor_config.json (ImageNet defaults without one).
+def preprocessing_of(folder: Path, config: Optional[dict] = None) -> Preprocessing:
+    """Mean, std, size and resample from preprocessor_config.json (without one: ImageNet mean and std
+    at the config's image_size).
 
     The whole image is resized to the model's size; the processor's crop is not applied.
     """
     path = folder / "preprocessor_config.json"
     if not path.is_file():
-        return Preprocessing()
+        side = (config or {}).get("image_size")
+        return Preprocessing(input_size=(side, side)) if isinstance(side, int) and side > 0 else Preprocessing()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -177,7 +179,7 @@ def huggingface_spec(name: str, folder: Union[str, Path], display_name: Optional
         build=lambda random_weights=False: build_huggingface(folder, random_weights),
         categories=lambda: list(categories),
         target_layer=target_layer or "",
-        preprocessing=preprocessing or preprocessing_of(folder),
+        preprocessing=preprocessing or preprocessing_of(folder, config),
         source="user",
         weights_file=str(weights),
         weights_available=weights.is_file,
