@@ -17,6 +17,8 @@ from .layers import resolve_layers
 from .methods import guided as guided_methods
 from .methods import model_methods
 from .methods.catalog import MethodSpec, resolve_method
+from .methods.transformer_methods import (ATTENTION_LAYER, NEEDS_GRADIENTS, AttentionRecorder,
+                                          transformer_maps)
 from .methods.shared_pass import forward_capture, layer_gradients, shared_cam, to_numpy_map
 from .models.spec import LoadedModel
 from .results import CamResult, Explanation, Prediction
@@ -107,14 +109,23 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
         keys & {"guided_gradcam", "finercam"})
     results: list[CamResult] = []
     timings: dict[str, float] = {}
-    jobs = [s for s in specs if s.kind != "shared"]
+    jobs = [s for s in specs if s.kind not in ("shared", "transformer")]
+    attention_keys = [s.key for s in specs if s.kind == "transformer"]
     report = _Reporter(progress, 1 + len(jobs))
 
     with plain_out_of_memory(model.device, "this explanation"), borrowed_clone(model.module) as clone:
         start = time.perf_counter()
-        capture = forward_capture(clone, x, layer_names, need_grads)
+        recorder = attention_recorder(clone, model, attention_keys)
+        try:
+            capture = forward_capture(clone, x, layer_names, need_grads,
+                                      grads_from_start=bool(set(attention_keys) & set(NEEDS_GRADIENTS)))
+        finally:
+            if recorder is not None:
+                recorder.detach()
         targets = build_targets(capture.logits, classes, top_k, contrast)
-        acts = {n: to_numpy_map(capture.outputs[n], reshape) for n in layer_names}
+        attention_maps = transformer_maps(recorder, attention_keys, targets, capture.logits) if recorder else {}
+        maps_needed = any(s.kind != "transformer" for s in specs)  # attention maps need no layer map
+        acts = {n: to_numpy_map(capture.outputs[n], reshape) for n in layer_names} if maps_needed else {}
         grads: dict[tuple[int, str], np.ndarray] = {}
         if need_grads:
             for t_i, target in enumerate(targets):
@@ -137,6 +148,8 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
                     t0 = time.perf_counter()
                     raw = shared_cam(spec.library_class, acts[n], grads.get((t_i, n)), [target])
                     results.append(make(spec, n, target, raw, time.perf_counter() - t0 + shared_time / n_shared))
+        for (key, t_i), raw in attention_maps.items():
+            results.append(make(resolve_method(key), ATTENTION_LAYER, targets[t_i], raw, shared_time / n_shared))
         report.step("one-pass methods done")
 
         for spec in jobs:
@@ -179,6 +192,16 @@ def _run_job(spec: MethodSpec, clone: torch.nn.Module, model: LoadedModel, layer
             out.append(sal)
         return out
     raise MethodError(f"Method {spec.display_name} is registered but has no implementation.")
+
+
+def attention_recorder(clone: torch.nn.Module, model: LoadedModel, keys: list[str]) -> AttentionRecorder | None:
+    """Hooks that record every block's attention in the shared forward, when a transformer method is asked."""
+    if not keys:
+        return None
+    recorder = AttentionRecorder.for_model(clone, model.extra.get("layout"), model.preprocessing.input_size,
+                                           resolve_method(keys[0]).display_name)
+    recorder.attach()
+    return recorder
 
 
 class ResultMaker:
