@@ -10,7 +10,9 @@ chosen = state.require_selection()
 model, image, sha = chosen.model, chosen.image, chosen.image_sha256
 top = loaders.predictions(model.name, model.weights_sha256, sha, 5, model, image)
 infos = loaders.layers(model.name, model.weights_sha256, model)
-usable = [i for i in infos if len(i.output_shape) == 4 or (model.spec.reshape_transform and len(i.output_shape) == 3)]
+grids = model.extra.get("grids")  # token models: the layers whose output maps onto the patch grid (a ViT's blocks)
+usable = ([i for i in infos if i.name in grids] if grids else
+          [i for i in infos if len(i.output_shape) == 4 or (model.reshape_transform and len(i.output_shape) == 3)])
 shapes = {i.name: i.output_shape for i in usable}
 views.reset_on_change("layers_context", (model.name, sha), {"layers_class": top[0].index})
 stages = [n for n in stage_layers(infos) if n in shapes]

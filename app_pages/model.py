@@ -25,7 +25,8 @@ st.json(model.preprocessing.as_dict(), expanded=True)
 
 st.subheader("Layers")
 rows = [{"layer": i.name, "type": i.type, "output shape": " × ".join(map(str, i.output_shape)),
-         "recommended": "★" if i.recommended else ""}
+         "recommended": "★" if i.recommended else "",
+         "map grid": " × ".join(map(str, model.extra.get("grids", {}).get(i.name, ())))}
         for i in loaders.layers(model.name, model.weights_sha256, model)]
 st.dataframe(rows, width="stretch", hide_index=True, height=360)
 
