@@ -59,6 +59,16 @@ def test_multi_label_probabilities_are_sigmoid_per_label(multi_label):
     assert ex.results[0].probability == pytest.approx(float(torch.sigmoid(logits[2])), abs=1e-6)
 
 
+def test_evaluation_probabilities_follow_the_head(multi_label):
+    from explainers.metrics.common import class_probabilities
+
+    batch = torch.stack([multi_label.preprocessing.to_tensor(image(s))[0] for s in (0, 1)])
+    with torch.no_grad():
+        logits = multi_label.module(batch)
+    expected = torch.sigmoid(logits[:, 2]).numpy()
+    assert class_probabilities(multi_label, batch, 2) == pytest.approx(expected, abs=1e-6)
+
+
 def test_binary_head_explains_positive_as_the_logit_and_negative_as_its_negation(binary):
     assert binary.categories == ["negative", "positive"] and binary.head == "sigmoid"
     with torch.no_grad():

@@ -117,3 +117,47 @@ def test_manifest_lists_hf_and_timm_folders_without_label_files(folders, tmp_pat
 def test_not_a_model_folder_is_a_sentence(tmp_path):
     with pytest.raises(ModelError, match="no config.json"):
         model_folder_spec(tmp_path)
+
+
+def test_any_timm_architecture_gets_its_pretrained_cfg_and_a_layer_found_from_the_model(tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    from explainers.models import MODELS
+    from explainers.models.manifest import register_manifest
+
+    torch.manual_seed(0)
+    module = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=2)
+    save_file(module.state_dict(), str(tmp_path / "w.safetensors"))
+    (tmp_path / "labels.txt").write_text("no\nyes\n")
+    (tmp_path / "models.toml").write_text(
+        '[[model]]\nname = "vit_sd"\narchitecture = "timm/vit_tiny_patch16_224"\nweights = "w.safetensors"\n'
+        'labels = "labels.txt"\n')  # no target_layer, no preprocessing table
+    spec = register_manifest(tmp_path)[0]
+    try:
+        assert spec.preprocessing.mean == (0.5, 0.5, 0.5) and spec.preprocessing.input_size == (224, 224)
+        model = load_model("vit_sd", device="cpu")
+        assert model.target_layer == "blocks.11.norm1"  # as pytorch-grad-cam recommends for ViTs
+        result = explain(model, photo(4, (50, 40)), methods=["gradcam", "attention_rollout"]).results
+        assert [r.raw.shape for r in result] == [(14, 14), (14, 14)]
+    finally:
+        MODELS.remove("vit_sd")
+
+
+def test_timm_weights_in_the_hugging_face_cache_are_found_offline(folders, tmp_path, monkeypatch):
+    import shutil
+
+    snapshot = tmp_path / "hub" / "models--timm--vit_tiny_patch16_224" / "snapshots" / "0123abc"
+    shutil.copytree(folders["timm_vit"], snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0123abc")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "models.toml").write_text(
+        '[[model]]\nname = "cached"\narchitecture = "timm/vit_tiny_patch16_224"\nweights = "hf-cache"\n')
+    spec = read_manifest(tmp_path)[0]
+    assert spec.weights_file == str(snapshot / "model.safetensors") and spec.preprocessing.input_size == (SIZE, SIZE)
+    (tmp_path / "models.toml").write_text(
+        '[[model]]\nname = "absent"\narchitecture = "timm/vit_small_patch16_224"\nweights = "hf-cache"\n')
+    with pytest.raises(ModelError, match="not in the Hugging Face cache"):
+        read_manifest(tmp_path)

@@ -8,6 +8,7 @@ from typing import Any
 from ..errors import ModelError
 from .spec import ModelSpec
 
+HF_CACHE = "hf-cache"  # weights = "hf-cache": timm/<name> from the Hugging Face cache, offline
 _FOLDER_FIELDS = ("name", "architecture", "weights", "labels", "display_name", "description", "head",
                   "target_layer", "preprocessing", "num_classes")
 
@@ -18,14 +19,14 @@ def is_folder_entry(folder: Path, entry: dict) -> bool:
         return True
     weights = entry.get("weights")
     return (isinstance(architecture, str) and architecture.split("/")[0] == "timm" and isinstance(weights, str)
-            and (folder / weights).is_dir())
+            and (weights == HF_CACHE or (folder / weights).is_dir()))
 
 
 def folder_entry_spec(folder: Path, entry: dict, label: str) -> ModelSpec:
     """The spec of a folder entry; labels are optional (the folder's config names the classes)."""
     from .huggingface import huggingface_spec
     from .manifest import _head, _preprocessing
-    from .timm_folders import timm_folder_spec
+    from .timm_folders import cached_timm_folder, timm_folder_spec
     from .user import read_labels
 
     unknown = sorted(set(entry) - set(_FOLDER_FIELDS))
@@ -34,7 +35,11 @@ def folder_entry_spec(folder: Path, entry: dict, label: str) -> ModelSpec:
     for key in ("name", "weights"):
         if not isinstance(entry.get(key), str) or not entry[key].strip():
             raise ModelError(f"Model {label}: the field {key!r} must be a non-empty string.")
-    path = folder / entry["weights"]
+    try:
+        path = (cached_timm_folder(entry["architecture"].removeprefix("timm/")) if entry["weights"] == HF_CACHE
+                else folder / entry["weights"])
+    except ModelError as exc:
+        raise ModelError(f"Model {label}: {exc}") from None
     if not path.is_dir():
         raise ModelError(f"Model {label}: the model folder {path} does not exist.")
     common: dict[str, Any] = {

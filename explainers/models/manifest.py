@@ -124,11 +124,22 @@ def _entry_spec(folder: Path, entry: Any, position: int) -> ModelSpec:
         return dataclasses.replace(user_model_spec(
             name=entry["name"], weights=weights, architecture=entry["architecture"], num_classes=num_classes,
             labels=labels, target_layer=entry.get("target_layer"),
-            preprocessing=_preprocessing(entry.get("preprocessing", {}), label),
+            preprocessing=(_preprocessing(entry["preprocessing"], label) if "preprocessing" in entry
+                           else default_preprocessing(entry["architecture"])),
             display_name=entry.get("display_name"), description=entry.get("description", "")), head=head)
     except ModelError as exc:
         message = str(exc)
         raise ModelError(message if message.startswith("Model ") else f"Model {label}: {message}") from None
+
+
+def default_preprocessing(architecture: str) -> Preprocessing:
+    """timm architectures: their pretrained_cfg's; others: ImageNet, bicubic, 224 x 224."""
+    library, name = resolve_architecture(architecture)
+    if library == "timm":
+        from .timm_folders import timm_preprocessing
+
+        return timm_preprocessing(name)
+    return Preprocessing()
 
 
 def _head(entry: dict, label: str) -> str:

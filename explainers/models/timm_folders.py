@@ -31,7 +31,7 @@ def is_timm_folder(folder: Path) -> bool:
 def preprocessing_from_cfg(cfg: dict) -> Preprocessing:
     """timm's pretrained_cfg (input_size, mean, std, interpolation) as CAMscope preprocessing, no crop."""
     default = Preprocessing()
-    size = cfg.get("test_input_size") or cfg.get("input_size") or (3, *default.input_size)
+    size = cfg.get("input_size") or (3, *default.input_size)  # as timm's resolve_data_config
     interpolation = cfg.get("interpolation", default.interpolation)
     return Preprocessing(input_size=(int(size[-2]), int(size[-1])),
                          mean=tuple(float(v) for v in cfg.get("mean", default.mean)),  # type: ignore[arg-type]
@@ -77,15 +77,7 @@ def build_timm_folder(folder: Path, random_weights: bool = False) -> torch.nn.Mo
                              "timm's save_for_hf(..., safe_serialization=True).")
         state = read_state_dict(weights)
         model.load_state_dict(check_state_dict(state, model, f"{architecture} from {folder.name}"))
-    _unfuse_attention(model)
     return model.eval()
-
-
-def _unfuse_attention(model: torch.nn.Module) -> None:
-    # timm's fused attention never materializes the attention weights the transformer methods read
-    for module in model.modules():
-        if hasattr(module, "fused_attn"):
-            module.fused_attn = False
 
 
 def timm_folder_spec(name: str, folder: Union[str, Path], labels: Optional[list[str]] = None,
@@ -117,6 +109,26 @@ def timm_folder_spec(name: str, folder: Union[str, Path], labels: Optional[list[
         head=head,
         inspect=True,
     )
+
+
+def cached_timm_folder(name: str) -> Path:
+    """The folder of ``timm/<name>`` in the Hugging Face cache, found offline (nothing is downloaded).
+
+    Raises:
+        ModelError: the model is not in the cache, saying how to put it there.
+    """
+    import os
+
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    repo = name if name.startswith("timm/") else f"timm/{name}"
+    try:
+        return Path(snapshot_download(repo, local_files_only=True, cache_dir=os.environ.get("HF_HUB_CACHE")))
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        raise ModelError(f"{repo} is not in the Hugging Face cache on this machine; on a machine online, run "
+                         f"`timm.create_model('hf-hub:{repo}', pretrained=True)` once and copy the cache "
+                         "(~/.cache/huggingface/hub) here.") from None
 
 
 def model_folder_spec(folder: Union[str, Path], name: Optional[str] = None, **kwargs) -> ModelSpec:
