@@ -209,7 +209,8 @@ def package_versions() -> dict[str, str | None]:
 def run_models(args: argparse.Namespace) -> int:
     from .models import list_models
 
-    rows = [(s.name, s.source, "yes" if _available(s) else "no", s.target_layer, s.display_name)
+    rows = [(s.name, s.source, "yes" if _available(s) else "no", s.target_layer or "(found when loaded)",
+             s.display_name)
             for s in list_models()]
     _table(("name", "source", "weights here", "layer", "model"), rows)
     return 0

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from explainers.errors import MethodError
+from explainers.errors import ExplainerError, MethodError
 from explainers.explain import explain
 from explainers.models import load_model
 from explainers.models.spec import Preprocessing, wrap_module
@@ -91,3 +91,22 @@ def test_attention_methods_come_from_the_same_forward_as_the_cams(vit, image, mo
 def test_refused_on_a_cnn_with_a_sentence(lite0, image):
     with pytest.raises(MethodError, match="vision transformers with a class token.*pick a CAM method"):
         explain(lite0, image, methods=["attention_rollout"])
+
+
+def test_no_hook_survives_and_fused_attention_stays_on_the_shared_model(tmp_path, image):
+    from explainers.clones import _POOLS, has_hooks
+    from tests.tiny_folders import save_timm
+
+    model = load_model(str(save_timm(tmp_path / "timm")[0]), device="cpu")
+    fused = [m.fused_attn for m in model.module.modules() if hasattr(m, "fused_attn")]
+    explain(model, image, methods=["gradcam", *ALL])
+    with pytest.raises(ExplainerError, match="out of range"):
+        explain(model, image, methods=["legrad"], classes=[7])  # an error after the hooks were attached
+    assert not has_hooks(model.module) and not any(has_hooks(c) for c in _POOLS[model.module].free_clones())
+    assert [m.fused_attn for m in model.module.modules() if hasattr(m, "fused_attn")] == fused
+
+
+def test_windowed_attention_is_refused_with_a_sentence(tmp_path, image):
+    swin = load_model(str(save_hf(tmp_path / "swin", "swin")), device="cpu")
+    with pytest.raises(MethodError, match="class token"):
+        explain(swin, image, methods=["attention_rollout"])

@@ -76,7 +76,8 @@ def model_picker(errors: list[str]) -> Optional[LoadedModel]:
         errors.append(str(error))
         return None
     weights = "random weights" if model.random_weights else f"weights sha256 {(model.weights_sha256 or 'n/a')[:12]}"
-    st.caption(f"Device: **{model.device}** · {model.num_classes} classes · {weights}")
+    labels = " (independent labels, sigmoid)" if model.head == "sigmoid" else ""
+    st.caption(f"Device: **{model.device}** · {model.num_classes} classes{labels} · {weights}")
     return model
 
 
