@@ -74,3 +74,19 @@ def test_layout_reads_tokens_prefix_and_halved_grids():
     assert layout.kind((1, 8, 2, 3)) == "map" and layout.kind((1, 2, 3, 8)) == "channels_last"
     assert layout.map_shape((1, 6 + 2, 5)) == (2, 3)  # the grid halved once, plus the prefix
     assert layout.kind((1, 2, 26, 26)) is None  # attention weights are not a map
+
+
+@pytest.mark.parametrize("name, args, size, layer, prefix, grid", [
+    ("deit_tiny_distilled_patch16_224", dict(depth=2), 64, "blocks.1.norm1", 2, (4, 4)),  # class + distillation
+    ("vit_small_patch14_reg4_dinov2", dict(depth=2, embed_dim=48, num_heads=2), 56, "blocks.1.norm1", 5, (4, 4)),
+    ("resnet18", {}, 64, "layer4", 0, (32, 32)),
+])
+def test_recommended_layer_and_prefix_found_for_timm_families(name, args, size, layer, prefix, grid):
+    import timm
+
+    from explainers.models.token_layout import inspect_model
+
+    module = timm.create_model(name, pretrained=False, num_classes=3, img_size=size, **args) if args else \
+        timm.create_model(name, pretrained=False, num_classes=3)
+    found = inspect_model(module.eval(), (size, size))
+    assert (found.target_layer, found.layout.prefix_tokens, found.layout.grid) == (layer, prefix, grid)

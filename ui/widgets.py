@@ -128,6 +128,8 @@ def layer_picker(model: LoadedModel) -> str:
     def label(name: str) -> str:
         info = by_name[name]
         shape = " × ".join(str(d) for d in info.output_shape[1:])
+        grid = model.extra.get("grids", {}).get(name)  # token models: the map this layer becomes
+        shape += f" → map {grid[0]} × {grid[1]}" if grid else ""
         return f"{'★ ' if info.recommended else ''}{name} · {info.type} · {shape}"
 
     return st.selectbox("Layer", names, key=state.LAYER, format_func=label,
