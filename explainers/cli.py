@@ -20,6 +20,7 @@ import numpy as np
 
 from .cli_dataset import add_dataset
 from .cli_evaluate import add_evaluate
+from .cli_labels import add_labels
 from .cli_report import add_report
 from .errors import ExplainerError
 
@@ -72,7 +73,7 @@ def _add_listings(sub: argparse._SubParsersAction) -> None:
 
 # Each entry adds one or more subcommands to the parser.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_explain, _add_listings, add_dataset, add_report,
-                                                               add_evaluate]
+                                                               add_evaluate, add_labels]
 
 
 def build_parser() -> argparse.ArgumentParser:
