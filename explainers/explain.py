@@ -17,9 +17,9 @@ from .layers import resolve_layers
 from .methods import guided as guided_methods
 from .methods import model_methods
 from .methods.catalog import MethodSpec, resolve_method
+from .methods.shared_pass import forward_capture, layer_gradients, shared_cam, to_numpy_map
 from .methods.transformer_methods import (ATTENTION_LAYER, NEEDS_GRADIENTS, AttentionRecorder,
                                           transformer_maps)
-from .methods.shared_pass import forward_capture, layer_gradients, shared_cam, to_numpy_map
 from .models.spec import LoadedModel
 from .results import CamResult, Explanation, Prediction
 from .targets import ClassTarget, ContrastTarget, Target, build_targets, finer_target
@@ -117,8 +117,9 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
         start = time.perf_counter()
         recorder = attention_recorder(clone, model, attention_keys)
         try:
-            capture = forward_capture(clone, x, layer_names, need_grads,
-                                      grads_from_start=bool(set(attention_keys) & set(NEEDS_GRADIENTS)))
+            # gradients of every block's attention need the graph from the input on (CAMs alone: from the layer)
+            from_start = {"grads_from_start": True} if set(attention_keys) & set(NEEDS_GRADIENTS) else {}
+            capture = forward_capture(clone, x, layer_names, need_grads, **from_start)
         finally:
             if recorder is not None:
                 recorder.detach()
