@@ -237,9 +237,11 @@ def run_layers(args: argparse.Namespace) -> int:
     from .models import load_model
 
     model = load_model(args.model, device=args.device)
+    grids = model.extra.get("grids", {})  # token models: the (h, w) map each layer becomes
     rows = [(("* " if info.recommended else "  ") + info.name, info.type,
-             "x".join(map(str, info.output_shape)) or "-") for info in list_layers(model)]
-    _table(("layer (* recommended)", "type", "output shape"), rows)
+             "x".join(map(str, info.output_shape)) or "-", "x".join(map(str, grids.get(info.name, ()))) or "-")
+            for info in list_layers(model)]
+    _table(("layer (* recommended)", "type", "output shape", "map grid"), rows)
     return 0
 
 

@@ -161,3 +161,11 @@ def test_timm_weights_in_the_hugging_face_cache_are_found_offline(folders, tmp_p
         '[[model]]\nname = "absent"\narchitecture = "timm/vit_small_patch16_224"\nweights = "hf-cache"\n')
     with pytest.raises(ModelError, match="not in the Hugging Face cache"):
         read_manifest(tmp_path)
+
+
+def test_cli_layers_lists_each_token_layers_grid_and_the_recommended_one(folders, capsys):
+    assert main(["layers", "--model", str(folders["timm_vit"])]) == 0
+    rows = {line[2:].split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}  # after "* " or "  "
+    assert rows["blocks.1.norm1"].startswith("* ") and rows["blocks.1.norm1"].split()[-1] == "4x4"
+    assert rows["blocks.0"].split()[-2:] == ["1x17x24", "4x4"]  # (B, 1 + 16 tokens, C) -> a 4 x 4 map
+    assert rows["head"].split()[-1] == "-"

@@ -145,15 +145,15 @@ def inspect_model(module: nn.Module, input_size: tuple[int, int], device: torch.
     """
     layout = token_layout(module, input_size)
     module.eval()
-    outputs: list[tuple[str, torch.Tensor]] = []
+    outputs: list[tuple[str, torch.Tensor, bool]] = []  # (layer, output, may be recommended)
     handles = []
 
     def recorder(name: str, sub: nn.Module):
         def hook(_m, _inputs, output):
             if isinstance(output, torch.Tensor) and output.requires_grad and layout is not None:
                 kind = layout.kind(tuple(output.shape))
-                if kind == "map" or (kind is not None and _is_norm(sub)):
-                    outputs.append((name, output))
+                if kind is not None:
+                    outputs.append((name, output, kind == "map" or _is_norm(sub)))
         return hook
 
     generator = torch.Generator().manual_seed(0)
@@ -164,17 +164,18 @@ def inspect_model(module: nn.Module, input_size: tuple[int, int], device: torch.
                 handles.append(sub.register_forward_hook(recorder(name, sub)))
         with torch.enable_grad():
             logits = module(x.requires_grad_(True))
-            grads = torch.autograd.grad(logits[0].max(), [t for _, t in outputs], allow_unused=True) if outputs else []
+            grads = torch.autograd.grad(logits[0].max(), [t for _, t, _ in outputs], allow_unused=True
+                                        ) if outputs else []
     finally:
         for handle in handles:
             handle.remove()
     grids: dict[str, tuple[int, int]] = {}
     chosen, token_model = None, False
-    for (name, tensor), grad in zip(outputs, grads):
+    for (name, tensor, candidate), grad in zip(outputs, grads):
         shape = tuple(tensor.shape)
         grids.setdefault(name, layout.map_shape(shape))  # type: ignore[union-attr, arg-type]
         token_model = token_model or layout.kind(shape) != "map"  # type: ignore[union-attr]
-        if grad is None:
+        if grad is None or not candidate:
             continue
         per_position = layout(grad.detach()).abs().sum(dim=1)[0]  # (h, w)
         if int((per_position > 0).sum()) >= 2:
