@@ -57,6 +57,10 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--contrast", type=int, nargs=2, metavar=("A", "B"), help="also explain 'A rather than B'")
     p.add_argument("--colormap", default="jet", help="matplotlib colormap for the overlays (default: jet)")
     p.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity in [0, 1] (default: 0.5)")
+    p.add_argument("--rollout-fusion", default="mean", choices=("mean", "max", "min"),
+                   help="attention rollout: how heads are fused (default: mean, as the paper)")
+    p.add_argument("--rollout-discard", type=float, default=0.0, metavar="RATIO",
+                   help="attention rollout: share of the lowest attention weights dropped (default: 0)")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: CAMSCOPE_DEVICE, else the best)")
     p.set_defaults(run=run_explain)
@@ -126,8 +130,10 @@ def run_explain(args: argparse.Namespace) -> int:
     timings["load_model"] = time.perf_counter() - t0
     methods = args.method or ["gradcam"]
     t0 = time.perf_counter()
+    rollout = {"head_fusion": args.rollout_fusion, "discard_ratio": args.rollout_discard}
     result = explain(model, image, methods=methods, classes=args.classes, top_k=args.top_k,
-                     contrast=tuple(args.contrast) if args.contrast else None, layers=args.layer)
+                     contrast=tuple(args.contrast) if args.contrast else None, layers=args.layer,
+                     options={"attention_rollout": rollout})
     timings["explain"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -165,6 +171,7 @@ def run_explain(args: argparse.Namespace) -> int:
             "colormap": args.colormap, "opacity": args.opacity,
             "preprocessing": model.preprocessing.as_dict(), "device": str(model.device),
             "head": model.head, "probabilities": probability_caption(model.head),
+            "attention_rollout": rollout,
         },
         "versions": package_versions(),
         "timings": {**timings, "engine": dict(result.timings)},

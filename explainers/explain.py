@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -74,7 +74,8 @@ def on_grid(raw: np.ndarray, width: int, height: int) -> np.ndarray:
 def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("gradcam",),
             classes: Sequence[int] | None = None, top_k: int | None = None,
             contrast: tuple[int, int] | None = None, layers: Sequence[str] | None = None,
-            progress: Progress = None, batch_size: int = 16) -> Explanation:
+            progress: Progress = None, batch_size: int = 16,
+            options: Mapping[str, Mapping[str, object]] | None = None) -> Explanation:
     """Explain ``image`` with several methods, layers and targets at once.
 
     All one-pass methods (Grad-CAM, HiResCAM, Grad-CAM++, ...) share ONE forward
@@ -89,6 +90,8 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
         layers: module names (default: the model's recommended layer).
         progress: called with (fraction done, what is running) during slow methods.
         batch_size: masked passes per batch for Score-CAM and Ablation-CAM.
+        options: per-method settings, e.g. ``{"attention_rollout": {"head_fusion": "max",
+            "discard_ratio": 0.9}}`` (defaults: the paper's, mean and 0).
     Returns:
         An Explanation with one CamResult per (method, layer, target).
     """
@@ -124,7 +127,8 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
             if recorder is not None:
                 recorder.detach()
         targets = build_targets(capture.logits, classes, top_k, contrast)
-        attention_maps = transformer_maps(recorder, attention_keys, targets, capture.logits) if recorder else {}
+        attention_maps = (transformer_maps(recorder, attention_keys, targets, capture.logits, options or {})
+                          if recorder else {})
         maps_needed = any(s.kind != "transformer" for s in specs)  # attention maps need no layer map
         acts = {n: to_numpy_map(capture.outputs[n], reshape) for n in layer_names} if maps_needed else {}
         grads: dict[tuple[int, str], np.ndarray] = {}

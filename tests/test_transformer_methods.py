@@ -110,3 +110,20 @@ def test_windowed_attention_is_refused_with_a_sentence(tmp_path, image):
     swin = load_model(str(save_hf(tmp_path / "swin", "swin")), device="cpu")
     with pytest.raises(MethodError, match="class token"):
         explain(swin, image, methods=["attention_rollout"])
+
+
+def test_rollout_options_max_fusion_and_discard_ratio(vit, image):
+    _, attentions = hf_attentions(vit, image)
+    result = np.eye(17)
+    for a in attentions:
+        fused = a[0].max(0).values.numpy().astype(np.float64)
+        flat = fused.reshape(-1)
+        lowest = np.argsort(flat, kind="stable")[: int(flat.size * 0.5)]
+        flat[lowest[lowest != 0]] = 0  # the lowest half dropped, never the class token's self-attention
+        a = fused + np.eye(17)
+        result = (a / a.sum(axis=-1, keepdims=True)) @ result
+    options = {"attention_rollout": {"head_fusion": "max", "discard_ratio": 0.5}}
+    ours = explain(vit, image, methods=["attention_rollout"], options=options).results[0].raw
+    assert np.abs(ours - result[0, 1:].reshape(4, 4)).max() <= 1e-6
+    with pytest.raises(MethodError, match="no option 'heads'"):
+        explain(vit, image, methods=["attention_rollout"], options={"attention_rollout": {"heads": "mean"}})

@@ -230,14 +230,26 @@ def _inside_block(name: str) -> bool:
     return any(part.isdigit() or part.startswith("encoder_layer_") for part in name.split("."))
 
 
-def transformer_maps(recorder: AttentionRecorder, keys: list[str], targets: list, logits: torch.Tensor
-                     ) -> dict[tuple[str, int], "np.ndarray"]:
-    """{(method key, target number): (h, w) raw map} from one recorded forward pass."""
+def transformer_maps(recorder: AttentionRecorder, keys: list[str], targets: list, logits: torch.Tensor,
+                     options: Optional[dict] = None) -> dict[tuple[str, int], "np.ndarray"]:
+    """{(method key, target number): (h, w) raw map} from one recorded forward pass.
+
+    ``options["attention_rollout"]`` may set ``head_fusion`` (mean, max, min) and ``discard_ratio``.
+    """
     import numpy as np
 
     out: dict[tuple[str, int], np.ndarray] = {}
     projection = score_projection(recorder.clone, int(logits.shape[-1])) if "legrad" in keys else None
-    rollout = recorder.rollout() if "attention_rollout" in keys else None  # class-agnostic: once
+    rollout_options = dict((options or {}).get("attention_rollout", {}))
+    unknown = sorted(set(rollout_options) - {"head_fusion", "discard_ratio"})
+    if unknown:
+        raise MethodError(f"Attention rollout has no option {unknown[0]!r}; its options are head_fusion and "
+                          "discard_ratio.")
+    ratio = rollout_options.get("discard_ratio", 0.0)
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
+        raise MethodError(f"The discard ratio must be a number from 0 to below 1, not {ratio!r}.")
+    rollout = (recorder.rollout(rollout_options.get("head_fusion", "mean"), float(ratio))
+               if "attention_rollout" in keys else None)  # class-agnostic: once
     for t_i, target in enumerate(targets):
         if rollout is not None:
             out[("attention_rollout", t_i)] = rollout.cpu().numpy().astype(np.float32)
