@@ -18,7 +18,7 @@ with st.sidebar:  # the prediction stays in view beside the maps
 
 pick_class, pick_layer, pick_methods = st.columns([4, 3, 4])  # one compact control row
 with pick_class:
-    class_index = widgets.class_picker(model, predictions[0].index, (model.name, sha))
+    class_index = widgets.class_picker(model, predictions[0].index, (model.name, sha), predictions)
 with pick_layer:
     layer = widgets.layer_picker(model)
 catalog = list_methods()

@@ -14,7 +14,7 @@ ev.keep_state()
 top = loaders.predictions(model.name, model.weights_sha256, sha, 5, model, image)
 pick_class, pick_layer = st.columns([4, 3])
 with pick_class:
-    class_index = widgets.class_picker(model, top[0].index, (model.name, sha))
+    class_index = widgets.class_picker(model, top[0].index, (model.name, sha), top)
 with pick_layer:
     layer = widgets.layer_picker(model)
 methods = ev.method_picker()

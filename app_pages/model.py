@@ -29,7 +29,7 @@ left, right = st.columns([3, 1])
 search = left.text_input("Search layers", key="model_layer_search", placeholder="name or type, e.g. blocks.6 or Conv2d")
 with right:
     every = widgets.every_module_switch("model_every_module")
-rows = model_info.layer_rows(infos, search, every)
+rows = model_info.layer_rows(infos, search, every, model.extra.get("grids", {}))
 shown = sum(1 for i in infos if every or i.makes_own_map or i.recommended)
 st.caption(f"{len(rows)} of {shown} {'modules' if every else 'modules with a map of their own'}"
            f"{f' match “{search.strip()}”' if search.strip() else ''} · {len(infos)} modules in all. "

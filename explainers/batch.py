@@ -101,7 +101,7 @@ def cams_from_capture(model: LoadedModel, capture: ForwardCapture, layer: str, s
         Per image, one CamResult per wanted class.
     """
     started = time.perf_counter()
-    reshape = model.spec.reshape_transform
+    reshape = model.reshape_transform
     slots = max((len(w) for w in wanted), default=0)
     if slots == 0:
         return [[] for _ in wanted]

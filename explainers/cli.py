@@ -20,6 +20,7 @@ import numpy as np
 
 from .cli_dataset import add_dataset
 from .cli_evaluate import add_evaluate
+from .cli_labels import add_labels
 from .cli_report import add_report
 from .errors import ExplainerError
 
@@ -43,7 +44,8 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("explain", help="explain an image; write maps (.npy), overlays (.png) and summary.json",
                        description="Explain an image with one or more CAM methods, classes and layers.")
     p.add_argument("image", help="image file (PNG, JPEG, WebP, BMP, TIFF)")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default: {DEFAULT_MODEL}); see `models`")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"model name (default: {DEFAULT_MODEL}; see `models`) or a Hugging Face or timm model folder")
     p.add_argument("--layer", action="extend", nargs="+", metavar="NAME",
                    help="layer name(s) (default: the model's recommended layer); see `layers`")
     p.add_argument("--method", action="extend", nargs="+", metavar="NAME",
@@ -55,6 +57,10 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--contrast", type=int, nargs=2, metavar=("A", "B"), help="also explain 'A rather than B'")
     p.add_argument("--colormap", default="jet", help="matplotlib colormap for the overlays (default: jet)")
     p.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity in [0, 1] (default: 0.5)")
+    p.add_argument("--rollout-fusion", default="mean", choices=("mean", "max", "min"),
+                   help="attention rollout: how heads are fused (default: mean, as the paper)")
+    p.add_argument("--rollout-discard", type=float, default=0.0, metavar="RATIO",
+                   help="attention rollout: share of the lowest attention weights dropped (default: 0)")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: CAMSCOPE_DEVICE, else the best)")
     p.set_defaults(run=run_explain)
@@ -71,7 +77,7 @@ def _add_listings(sub: argparse._SubParsersAction) -> None:
 
 # Each entry adds one or more subcommands to the parser.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_explain, _add_listings, add_dataset, add_report,
-                                                               add_evaluate]
+                                                               add_evaluate, add_labels]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,6 +122,7 @@ def run_explain(args: argparse.Namespace) -> int:
     image = load_image(args.image)  # before importing torch: a bad file fails in a blink
     timings["load_image"] = time.perf_counter() - t0
     from .explain import explain
+    from .heads import probability_caption
     from .models import load_model
 
     t0 = time.perf_counter()
@@ -123,8 +130,10 @@ def run_explain(args: argparse.Namespace) -> int:
     timings["load_model"] = time.perf_counter() - t0
     methods = args.method or ["gradcam"]
     t0 = time.perf_counter()
+    rollout = {"head_fusion": args.rollout_fusion, "discard_ratio": args.rollout_discard}
     result = explain(model, image, methods=methods, classes=args.classes, top_k=args.top_k,
-                     contrast=tuple(args.contrast) if args.contrast else None, layers=args.layer)
+                     contrast=tuple(args.contrast) if args.contrast else None, layers=args.layer,
+                     options={"attention_rollout": rollout})
     timings["explain"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -161,13 +170,19 @@ def run_explain(args: argparse.Namespace) -> int:
                           "layers": args.layer, "methods": methods},
             "colormap": args.colormap, "opacity": args.opacity,
             "preprocessing": model.preprocessing.as_dict(), "device": str(model.device),
+            "head": model.head, "probabilities": probability_caption(model.head),
+            "attention_rollout": rollout,
         },
         "versions": package_versions(),
         "timings": {**timings, "engine": dict(result.timings)},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     top = result.predictions[0]
-    print(f"top-1: {top.name} ({top.index}), p={top.probability:.3f}")
+    if model.head == "sigmoid":
+        above = ", ".join(f"{p.name} p={p.probability:.3f}" for p in result.predictions if p.probability > 0.5)
+        print(f"independent labels (sigmoid) above 0.5: {above or 'none'}")
+    else:
+        print(f"top-1: {top.name} ({top.index}), p={top.probability:.3f}")
     print(f"wrote {len(outputs)} map(s) and overlay(s) and summary.json to {out}")
     return 0
 
@@ -202,7 +217,8 @@ def package_versions() -> dict[str, str | None]:
 def run_models(args: argparse.Namespace) -> int:
     from .models import list_models
 
-    rows = [(s.name, s.source, "yes" if _available(s) else "no", s.target_layer, s.display_name)
+    rows = [(s.name, s.source, "yes" if _available(s) else "no", s.target_layer or "(found when loaded)",
+             s.display_name)
             for s in list_models()]
     _table(("name", "source", "weights here", "layer", "model"), rows)
     return 0
@@ -228,11 +244,13 @@ def run_layers(args: argparse.Namespace) -> int:
     from .models import load_model
 
     model = load_model(args.model, device=args.device)
+    grids = model.extra.get("grids", {})  # token models: the (h, w) map each layer becomes
     rows = [(("* " if info.recommended else "  ") + info.name, info.type,
              "x".join(map(str, info.output_shape)) or "-",
-             f"= {info.same_map_as}" if info.same_map_as else "yes" if info.makes_own_map else "no")
+             f"= {info.same_map_as}" if info.same_map_as else "yes" if info.makes_own_map else "no",
+             "x".join(map(str, grids.get(info.name, ()))) or "-")
             for info in list_layers(model)]
-    _table(("layer (* recommended)", "type", "output shape", "own map (= the layer it repeats)"), rows)
+    _table(("layer (* recommended)", "type", "output shape", "own map (= the layer it repeats)", "map grid"), rows)
     return 0
 
 

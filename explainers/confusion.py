@@ -23,6 +23,7 @@ from .clones import borrowed_clone
 from .device import plain_out_of_memory
 from .dataset import Dataset, DatasetError, Skip
 from .errors import ImageError
+from .heads import probabilities
 from .io import load_image
 from .layers import resolve_layers
 from .methods.catalog import resolve_method
@@ -195,7 +196,7 @@ def _picked(maps: MapRequest, row: ImagePrediction, model: LoadedModel) -> list[
 
 def _rows(model: LoadedModel, batch: list[tuple], labels: Mapping[str, int], logits: torch.Tensor
           ) -> list[ImagePrediction]:
-    probs = torch.softmax(logits.float(), dim=-1).cpu()
+    probs = probabilities(logits, model.head).cpu()
     cats = model.categories
     out = []
     for (file, _), p in zip(batch, probs):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -12,11 +12,14 @@ from pytorch_grad_cam.utils.image import scale_cam_image
 from .clones import borrowed_clone
 from .device import plain_out_of_memory
 from .errors import ImageError, MethodError
+from .heads import probabilities
 from .layers import resolve_layers
 from .methods import guided as guided_methods
 from .methods import model_methods
 from .methods.catalog import MethodSpec, resolve_method
 from .methods.shared_pass import forward_capture, layer_gradients, shared_cam, to_numpy_map
+from .methods.transformer_methods import (ATTENTION_LAYER, NEEDS_GRADIENTS, AttentionRecorder,
+                                          transformer_maps)
 from .models.spec import LoadedModel
 from .results import CamResult, Explanation, Prediction
 from .targets import ClassTarget, ContrastTarget, Target, build_targets, finer_target
@@ -45,9 +48,12 @@ def _check_model(model: object) -> LoadedModel:
 
 
 def _predictions(model: LoadedModel, logits: torch.Tensor, k: int = 5) -> list[Prediction]:
-    probs = torch.softmax(logits.detach().float()[0], dim=-1)
+    probs = probabilities(logits[0], model.head)
+    if model.head == "sigmoid":  # every label above 0.5 is a finding: show them all, at least k
+        k = max(k, int((probs > 0.5).sum()))
     top = torch.argsort(probs, descending=True)[: min(k, probs.numel())]
-    return [Prediction(int(i), model.categories[int(i)], float(logits[0, i]), float(probs[i])) for i in top]
+    return [Prediction(int(i), model.categories[int(i)], float(logits[0, i]), float(probs[i]), model.head)
+            for i in top]
 
 
 def predict(model: LoadedModel, image: Image.Image, k: int = 5) -> list[Prediction]:
@@ -68,7 +74,8 @@ def on_grid(raw: np.ndarray, width: int, height: int) -> np.ndarray:
 def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("gradcam",),
             classes: Sequence[int] | None = None, top_k: int | None = None,
             contrast: tuple[int, int] | None = None, layers: Sequence[str] | None = None,
-            progress: Progress = None, batch_size: int = 16) -> Explanation:
+            progress: Progress = None, batch_size: int = 16,
+            options: Mapping[str, Mapping[str, object]] | None = None) -> Explanation:
     """Explain ``image`` with several methods, layers and targets at once.
 
     All one-pass methods (Grad-CAM, HiResCAM, Grad-CAM++, ...) share ONE forward
@@ -83,6 +90,8 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
         layers: module names (default: the model's recommended layer).
         progress: called with (fraction done, what is running) during slow methods.
         batch_size: masked passes per batch for Score-CAM and Ablation-CAM.
+        options: per-method settings, e.g. ``{"attention_rollout": {"head_fusion": "max",
+            "discard_ratio": 0.9}}`` (defaults: the paper's, mean and 0).
     Returns:
         An Explanation with one CamResult per (method, layer, target).
     """
@@ -95,7 +104,7 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise MethodError(f"batch_size must be a positive whole number, not {batch_size!r}.")
     layer_names = resolve_layers(model, layers)
-    reshape = model.spec.reshape_transform
+    reshape = model.reshape_transform
     width, height = image.size
     x = model.preprocessing.to_tensor(image).to(model.device)
     keys = {s.key for s in specs}
@@ -103,14 +112,25 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
         keys & {"guided_gradcam", "finercam"})
     results: list[CamResult] = []
     timings: dict[str, float] = {}
-    jobs = [s for s in specs if s.kind != "shared"]
+    jobs = [s for s in specs if s.kind not in ("shared", "transformer")]
+    attention_keys = [s.key for s in specs if s.kind == "transformer"]
     report = _Reporter(progress, 1 + len(jobs))
 
     with plain_out_of_memory(model.device, "this explanation"), borrowed_clone(model.module) as clone:
         start = time.perf_counter()
-        capture = forward_capture(clone, x, layer_names, need_grads)
+        recorder = attention_recorder(clone, model, attention_keys)
+        try:
+            # gradients of every block's attention need the graph from the input on (CAMs alone: from the layer)
+            from_start = {"grads_from_start": True} if set(attention_keys) & set(NEEDS_GRADIENTS) else {}
+            capture = forward_capture(clone, x, layer_names, need_grads, **from_start)
+        finally:
+            if recorder is not None:
+                recorder.detach()
         targets = build_targets(capture.logits, classes, top_k, contrast)
-        acts = {n: to_numpy_map(capture.outputs[n], reshape) for n in layer_names}
+        attention_maps = (transformer_maps(recorder, attention_keys, targets, capture.logits, options or {})
+                          if recorder else {})
+        maps_needed = any(s.kind != "transformer" for s in specs)  # attention maps need no layer map
+        acts = {n: to_numpy_map(capture.outputs[n], reshape) for n in layer_names} if maps_needed else {}
         grads: dict[tuple[int, str], np.ndarray] = {}
         if need_grads:
             for t_i, target in enumerate(targets):
@@ -133,6 +153,8 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
                     t0 = time.perf_counter()
                     raw = shared_cam(spec.library_class, acts[n], grads.get((t_i, n)), [target])
                     results.append(make(spec, n, target, raw, time.perf_counter() - t0 + shared_time / n_shared))
+        for (key, t_i), raw in attention_maps.items():
+            results.append(make(resolve_method(key), ATTENTION_LAYER, targets[t_i], raw, shared_time / n_shared))
         report.step("one-pass methods done")
 
         for spec in jobs:
@@ -146,14 +168,15 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
             report.step(f"{spec.display_name} done")
 
     return Explanation(model=model.name, image_size=(width, height), input_size=tuple(x.shape[-2:]),
-                       predictions=_predictions(model, logits), results=results, timings=timings)
+                       predictions=_predictions(model, logits), results=results, timings=timings,
+                       head=model.head)
 
 
 def _run_job(spec: MethodSpec, clone: torch.nn.Module, model: LoadedModel, layer: str, x: torch.Tensor,
              acts: np.ndarray | None, targets: list[Target], grads: dict, logits: torch.Tensor,
              batch_size: int, progress: Progress) -> list[np.ndarray]:
     """One slow method for every target at one layer; returns one raw map per target."""
-    reshape = model.spec.reshape_transform
+    reshape = model.reshape_transform
     if spec.key == "scorecam":
         return model_methods.score_cam(clone, x, acts, targets, batch_size, progress)
     if spec.key == "ablationcam":
@@ -176,12 +199,22 @@ def _run_job(spec: MethodSpec, clone: torch.nn.Module, model: LoadedModel, layer
     raise MethodError(f"Method {spec.display_name} is registered but has no implementation.")
 
 
+def attention_recorder(clone: torch.nn.Module, model: LoadedModel, keys: list[str]) -> AttentionRecorder | None:
+    """Hooks that record every block's attention in the shared forward, when a transformer method is asked."""
+    if not keys:
+        return None
+    recorder = AttentionRecorder.for_model(clone, model.extra.get("layout"), model.preprocessing.input_size,
+                                           resolve_method(keys[0]).display_name)
+    recorder.attach()
+    return recorder
+
+
 class ResultMaker:
     """Builds CamResults: names, scores and the map on the original image grid."""
 
     def __init__(self, model: LoadedModel, logits: torch.Tensor, width: int, height: int) -> None:
         self.model, self.logits, self.width, self.height = model, logits, width, height
-        self.probs = torch.softmax(logits.float()[0], dim=-1)
+        self.probs = probabilities(logits[0], model.head)
 
     def __call__(self, spec: MethodSpec, layer: str, target: Target, raw: np.ndarray, seconds: float) -> CamResult:
         raw = np.maximum(np.asarray(raw, dtype=np.float32), 0)

@@ -19,6 +19,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 from PIL import Image
 
+from .heads import probability_caption
 from .io import image_sha256
 from .models.spec import LoadedModel
 from .render import overlay, scale_to_range, to_png_bytes
@@ -67,6 +68,7 @@ def report_settings(model: LoadedModel, results: Sequence[CamResult], versions: 
         "contrast_classes": sorted({r.contrast_index for r in results if r.contrast_index is not None}),
         "methods": list(dict.fromkeys(r.method for r in results)),
         "preprocessing": model.preprocessing.as_dict(),
+        "head": model.head,
         "versions": dict(versions),
         "rendering": dict(rendering or {}),
     }
@@ -119,7 +121,8 @@ def build_report(model: LoadedModel, image: Image.Image, results: Sequence[CamRe
         f"<p><b>Input hash</b> (image pixels + settings): <code>{input_sha}</code><br>"
         f"<b>Image pixel hash</b>: <code>{pixels}</code></p>",
         f"<h2>Intended use</h2><p class=note>{_e(INTENDED_USE)}</p>",
-        "<h2>Prediction</h2>" + _table(("index", "class", "probability", "logit"), rows_predictions),
+        "<h2>Prediction</h2>" + _table(("index", "class", probability_caption(model.head), "logit"),
+                                       rows_predictions),
         "<h2>Maps</h2><div class=grid>" + "".join(cells) + "</div>",
         "<h2>Metrics</h2>" + (_table(("metric", "value"), rows_metrics) if rows_metrics
                               else "<p class=muted>No metrics were computed for this report.</p>"),

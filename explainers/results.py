@@ -13,7 +13,8 @@ class Prediction:
     index: int
     name: str
     score: float  # the logit
-    probability: float  # softmax over all classes
+    probability: float  # softmax over all classes, or sigmoid of this label's logit (sigmoid heads)
+    head: str = "softmax"  # "sigmoid": an independent label, its probability not part of one distribution
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Explanation:
     predictions: list[Prediction]  # top 5, best first
     results: list[CamResult]
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    head: str = "softmax"  # "sigmoid": probabilities are independent labels, not one distribution
 
     def result(self, method: str, class_index: int | None = None, layer: str | None = None) -> CamResult:
         for r in self.results:

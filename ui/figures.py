@@ -6,6 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 
+from explainers.heads import probability_caption
 from explainers.results import Prediction
 
 MAX_HOVER_SIDE = 320  # the interactive view is subsampled: a full-size heatmap would be megabytes of JSON
@@ -20,16 +21,18 @@ def plotly_colorscale(colormap: str, stops: int = 33) -> list[list]:
 
 
 def top_k_chart(predictions: list[Prediction], compact: bool = False) -> go.Figure:
-    """Horizontal bars of the class probabilities, best at the top (``compact``: sized for the sidebar)."""
+    """Horizontal bars of the class probabilities, best at the top (``compact``: sized for the sidebar);
+    a sigmoid head's bars are labelled as independent labels (they need not sum to 1)."""
     labels = [f"{p.name} ({p.index})" for p in predictions]
     probs = [p.probability for p in predictions]
     fig = go.Figure(go.Bar(x=probs, y=labels, orientation="h", text=[f"{p:.1%}" for p in probs],
                            textposition="auto", hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
+    head = predictions[0].head if predictions else "softmax"
     rows = 22 if compact else 32
     fig.update_layout(height=(36 if compact else 60) + rows * len(predictions),
                       margin=dict(l=4, r=4, t=4, b=24) if compact else dict(l=10, r=10, t=10, b=30),
                       font=dict(size=11) if compact else None,
-                      xaxis=dict(range=[0, 1], tickformat=".0%", title=None if compact else "probability"),
+                      xaxis=dict(range=[0, 1], tickformat=".0%", title=probability_caption(head)),
                       yaxis=dict(autorange="reversed"))
     return fig
 

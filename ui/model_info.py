@@ -31,8 +31,10 @@ def short_citation(reference: str) -> str:
     return re.sub(r",?\s*(arXiv:\S+|doi:\S+|hal-\d+)", "", reference).strip(" ,")
 
 
-def layer_rows(infos: Sequence[LayerInfo], search: str = "", every_module: bool = False) -> list[dict]:
-    """Rows of the layer table: modules with a map of their own (or all), whose name or type holds ``search``."""
+def layer_rows(infos: Sequence[LayerInfo], search: str = "", every_module: bool = False,
+               grids: dict | None = None) -> list[dict]:
+    """Rows of the layer table: modules with a map of their own (or all), whose name or type holds ``search``;
+    ``grids`` (token models) gives the (h, w) map each layer becomes."""
     needle = search.strip().lower()
     rows = []
     for i in infos:
@@ -42,7 +44,8 @@ def layer_rows(infos: Sequence[LayerInfo], search: str = "", every_module: bool 
             continue
         rows.append({"layer": i.name, "type": i.type, "output shape": " × ".join(map(str, i.output_shape)),
                      "recommended": "★" if i.recommended else "",
-                     "own map": _own_map(i)})
+                     "own map": _own_map(i),
+                     "map grid": " × ".join(map(str, (grids or {}).get(i.name, ())))})
     return rows
 
 

@@ -1,7 +1,7 @@
 """Shared widgets: the sidebar's image and model pickers; the class, layer and slow-method pickers."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import streamlit as st
 from PIL import Image
@@ -13,6 +13,7 @@ from explainers.layers import LayerInfo
 from explainers.methods.catalog import list_methods
 from explainers.models import MANIFEST_ERRORS
 from explainers.models.spec import LoadedModel
+from explainers.results import Prediction
 
 from . import dicom_controls, loaders, state
 
@@ -83,12 +84,15 @@ def model_picker(errors: list[str]) -> Optional[LoadedModel]:
         errors.append(str(error))
         return None
     weights = "random weights" if model.random_weights else f"weights sha256 {(model.weights_sha256 or 'n/a')[:12]}"
-    st.caption(f"**{names[name][0]}** · device **{model.device}** · {model.num_classes} classes · {weights}")
+    labels = " (independent labels, sigmoid)" if model.head == "sigmoid" else ""
+    st.caption(f"**{names[name][0]}** · device **{model.device}** · {model.num_classes} classes{labels} · {weights}")
     return model
 
 
-def class_picker(model: LoadedModel, top1: int, context: tuple) -> int:
+def class_picker(model: LoadedModel, top1: int, context: tuple, predictions: Sequence[Prediction] = ()) -> int:
     """A searchable 'index: name' select and an index box, kept in sync; top-1 by default.
+
+    For a sigmoid head (independent labels) a caption lists the labels above 0.5 among ``predictions``.
 
     ``context`` (model, image) resets the choice to the new top-1 when it changes.
     """
@@ -103,6 +107,8 @@ def class_picker(model: LoadedModel, top1: int, context: tuple) -> int:
     def from_index() -> None:
         st.session_state[state.CLASS_SELECT] = st.session_state[state.CLASS_INDEX]
 
+    if model.head == "sigmoid":
+        st.caption("Independent labels (sigmoid per label): explain any label; " + labels_above_half(predictions))
     left, right = st.columns([3, 1])
     left.selectbox("Class to explain", range(n), key=state.CLASS_SELECT, on_change=from_select,
                    format_func=lambda i: f"{i}: {model.categories[i]}", help="Type to search all class names.")
@@ -118,9 +124,11 @@ EVERY_MODULE_HELP = ("Off: only modules that make a map of their own. On: every 
 def mappable_layers(model: LoadedModel, every_module: bool = False) -> list[LayerInfo]:
     """The layers that give a map (4D, or tokens for transformers), in model order; by default only those
     that make a map of their own (see ``LayerInfo.makes_own_map``). The recommended layer is always there."""
-    tokens = 3 if model.spec.reshape_transform else 4
+    grids = model.extra.get("grids")  # token models: the layers whose output maps onto the patch grid
+    tokens = 3 if model.reshape_transform else 4
     return [i for i in loaders.layers(model.name, model.weights_sha256, model)
-            if i.recommended or (len(i.output_shape) in (tokens, 4) and (every_module or i.makes_own_map))]
+            if i.recommended or ((i.name in grids if grids else len(i.output_shape) in (tokens, 4))
+                                 and (every_module or i.makes_own_map))]
 
 
 def every_module_switch(key: str) -> bool:
@@ -129,10 +137,18 @@ def every_module_switch(key: str) -> bool:
     return bool(st.toggle("Show every module", key=key, help=EVERY_MODULE_HELP))
 
 
-def layer_label(info: LayerInfo) -> str:
+def layer_label(info: LayerInfo, grids: dict | None = None) -> str:
     shape = " × ".join(str(d) for d in info.output_shape[1:])
+    grid = (grids or {}).get(info.name)  # token models: the map this layer becomes
+    shape += f" → map {grid[0]} × {grid[1]}" if grid else ""
     same = f" (= {info.same_map_as})" if info.same_map_as else ""
     return f"{'★ ' if info.recommended else ''}{info.name}{same} · {info.type} · {shape}"
+
+
+def labels_above_half(predictions: Sequence[Prediction]) -> str:
+    """'labels above 0.5: name (p), ...' for a sigmoid head's predictions."""
+    above = [f"{p.name} ({p.probability:.0%})" for p in predictions if p.probability > 0.5]
+    return "labels above 0.5: " + (", ".join(above) if above else "none")
 
 
 def layer_picker(model: LoadedModel) -> str:
@@ -143,7 +159,8 @@ def layer_picker(model: LoadedModel) -> str:
         st.session_state[state.LAYER_MODEL] = model.name
         st.session_state[state.LAYER] = model.target_layer if model.target_layer in names else names[-1]
     by_name = {i.name: i for i in infos}
-    layer = st.selectbox("Layer", names, key=state.LAYER, format_func=lambda n: layer_label(by_name[n]),
+    grids = model.extra.get("grids")
+    layer = st.selectbox("Layer", names, key=state.LAYER, format_func=lambda n: layer_label(by_name[n], grids),
                          help="★ marks the recommended layer. Shapes are channels × height × width.")
     every_module_switch(state.LAYER_EVERY)
     return layer

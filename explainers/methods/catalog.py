@@ -5,6 +5,8 @@ A method is one entry here. ``kind`` says how the engine computes it:
               forward/backward pass (pytorch-grad-cam's ``get_cam_image`` math).
   "model"   : needs extra passes through the model (run on a private clone).
   "guided"  : Guided Backprop and Guided Grad-CAM (input-gradient methods).
+  "transformer": from every block's attention, recorded in the same shared forward pass
+              (vision transformers with a class token only; see ``transformer_methods.py``).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ class MethodSpec:
     description: str  # one line
     cost: str  # "one pass" or "N passes (...)"
     paper: str  # reference
-    kind: str  # "shared" | "model" | "guided"
+    kind: str  # "shared" | "model" | "guided" | "transformer"
     library_class: Optional[type] = None  # the pytorch-grad-cam class whose math we use
     uses_gradients: bool = True
     slow: bool = False  # opt-in in the app: many forward passes
@@ -79,6 +81,17 @@ _add("guided_backprop", "Guided Backprop", "Input gradient with negative gradien
      pgc.GuidedBackpropReLUModel)
 _add("guided_gradcam", "Guided Grad-CAM", "Guided Backprop multiplied by the Grad-CAM map.",
      "one forward + full backward, plus the shared pass", "Selvaraju et al., ICCV 2017", "guided")
+
+ATTENTION_PASS = "the shared pass (attention recorded in the same forward)"
+_add("attention_rollout", "Attention Rollout", "Attention of every layer (heads averaged, identity added) "
+     "multiplied through the network; the class token's row. Class-agnostic; transformers only.",
+     ATTENTION_PASS, "Abnar & Zuidema, ACL 2020, arXiv:2005.00928", "transformer", uses_gradients=False)
+_add("transformer_attribution", "Transformer Attribution", "Gradient-weighted attention relevance propagated "
+     "through the layers; the class token's row. Transformers only.", ATTENTION_PASS + " + one backward",
+     "Chefer, Gur & Wolf, CVPR 2021, arXiv:2012.09838", "transformer")
+_add("legrad", "LeGrad", "Per block, the gradient of the class score read at that block w.r.t. its attention; "
+     "averaged over blocks. Transformers only.", ATTENTION_PASS + " + one backward per block",
+     "Bousselham et al., 2024, arXiv:2404.03214", "transformer")
 
 
 def resolve_method(name: str) -> MethodSpec:

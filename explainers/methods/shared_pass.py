@@ -26,7 +26,8 @@ class ForwardCapture:
     _order: list[str] = field(default_factory=list)
 
 
-def forward_capture(clone: nn.Module, x: torch.Tensor, layers: Sequence[str], with_grads: bool) -> ForwardCapture:
+def forward_capture(clone: nn.Module, x: torch.Tensor, layers: Sequence[str], with_grads: bool,
+                    grads_from_start: bool = False) -> ForwardCapture:
     """Run ``clone`` on ``x``, keeping each layer's output.
 
     Args:
@@ -34,6 +35,7 @@ def forward_capture(clone: nn.Module, x: torch.Tensor, layers: Sequence[str], wi
         x: (1, 3, H, W) input on the model's device.
         layers: module names to capture.
         with_grads: build the graph from the first captured layer onwards.
+        grads_from_start: build it from the input on (transformer methods need every block's attention).
     """
     outputs: dict[str, torch.Tensor] = {}
     handles = []
@@ -56,8 +58,8 @@ def forward_capture(clone: nn.Module, x: torch.Tensor, layers: Sequence[str], wi
     try:
         for name in layers:
             handles.append(modules[name].register_forward_hook(capture(name)))
-        torch.set_grad_enabled(False)
-        logits = clone(x)
+        torch.set_grad_enabled(grads_from_start)
+        logits = clone(x.detach().requires_grad_(True) if grads_from_start else x)  # graph even if weights are frozen
     finally:
         torch.set_grad_enabled(previous)
         for handle in handles:

@@ -12,6 +12,7 @@ from scipy.stats import spearmanr
 from ..clones import borrowed_clone
 from ..device import plain_out_of_memory
 from ..errors import EvaluationError
+from ..heads import probabilities
 from ..models.spec import LoadedModel
 
 Progress = Optional[Callable[[float, str], None]]
@@ -55,7 +56,7 @@ def normalize(model: LoadedModel, rgb: np.ndarray | torch.Tensor) -> torch.Tenso
 
 def class_probabilities(model: LoadedModel, batch: torch.Tensor, class_index: int,
                         batch_size: int = 32) -> np.ndarray:
-    """Softmax probability of ``class_index`` for each input of ``batch`` (B, 3, H, W), in chunks.
+    """Probability (softmax, or sigmoid for a sigmoid head) of ``class_index`` for each input of ``batch`` (B, 3, H, W), in chunks.
 
     Runs on a private clone of the model under inference mode: nothing shared is touched.
     """
@@ -64,7 +65,7 @@ def class_probabilities(model: LoadedModel, batch: torch.Tensor, class_index: in
             torch.inference_mode():
         for start in range(0, batch.shape[0], batch_size):
             logits = clone(batch[start:start + batch_size].to(model.device))
-            out.append(torch.softmax(logits.float(), dim=-1)[:, class_index].cpu())
+            out.append(probabilities(logits, model.head)[:, class_index].cpu())  # sigmoid heads: per label
     return torch.cat(out).numpy().astype(np.float64)
 
 

@@ -63,7 +63,8 @@ def load_model(name: str, device: Optional[str] = None, random_weights: bool = F
     """Build a registered model with its weights, in eval mode, on its device.
 
     Args:
-        name: registry name, e.g. "efficientnet_lite0", "resnet50".
+        name: registry name, e.g. "efficientnet_lite0", "resnet50", or the path of a Hugging Face
+            or timm model folder (config.json + model.safetensors).
         device: "cpu", "cuda", "mps" or None (``CAMSCOPE_DEVICE``, else the best available).
         random_weights: build untrained (tests, sanity checks); never done unless asked.
 
@@ -73,7 +74,7 @@ def load_model(name: str, device: Optional[str] = None, random_weights: bool = F
     Raises:
         ModelError: unknown model, or weights that are missing, unsafe or do not fit.
     """
-    spec = get_spec(name)
+    spec = _folder_spec(name) if _names_a_folder(name) else get_spec(name)
     target = pick_device(device)
     module = spec.build(bool(random_weights))
     module.eval()
@@ -81,8 +82,24 @@ def load_model(name: str, device: Optional[str] = None, random_weights: bool = F
     digest = None
     if not random_weights and spec.weights_file and Path(spec.weights_file).is_file():
         digest = _file_sha256(spec.weights_file)
-    return LoadedModel(spec=spec, module=module, device=target, categories=list(spec.categories()),
-                       weights_sha256=digest, random_weights=bool(random_weights))
+    loaded = LoadedModel(spec=spec, module=module, device=target, categories=list(spec.categories()),
+                         weights_sha256=digest, random_weights=bool(random_weights))
+    if spec.inspect:
+        from .token_layout import inspect_into
+
+        inspect_into(loaded)
+    return loaded
+
+
+def _names_a_folder(name: object) -> bool:
+    # a path to a Hugging Face or timm folder loads without a manifest (the CLI's --model PATH)
+    return isinstance(name, str) and name not in MODELS and Path(name).is_dir()
+
+
+def _folder_spec(path: str) -> ModelSpec:
+    from .timm_folders import model_folder_spec
+
+    return model_folder_spec(path)
 
 
 _DIGESTS: dict[tuple[str, int, int], str] = {}

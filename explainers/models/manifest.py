@@ -15,9 +15,16 @@ Example ``models.toml`` (paths are relative to the manifest's folder)::
     mean = [0.5, 0.5, 0.5]
     std = [0.25, 0.25, 0.25]
     interpolation = "bilinear"         # bilinear | bicubic | nearest
+
+    [[model]]                          # a Hugging Face folder (save_pretrained) or a timm folder
+    name = "findings_vit"
+    architecture = "huggingface"       # or "timm" for a folder saved by timm
+    weights = "findings-vit"           # the folder; labels come from its config (optional here)
+    head = "sigmoid"                   # optional: softmax | sigmoid (multi-label); HF configs say it
 """
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from pathlib import Path
 from typing import Any, Union
@@ -28,7 +35,7 @@ from .user import read_labels, resolve_architecture, user_model_spec
 
 MANIFEST_NAME = "models.toml"
 _REQUIRED = ("name", "architecture", "weights", "labels")
-_OPTIONAL = ("num_classes", "target_layer", "display_name", "description", "preprocessing")
+_OPTIONAL = ("num_classes", "target_layer", "display_name", "description", "preprocessing", "head")
 _PREPROCESSING_FIELDS = ("input_size", "mean", "std", "interpolation")
 _INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 
@@ -84,6 +91,10 @@ def _entry_spec(folder: Path, entry: Any, position: int) -> ModelSpec:
     if not isinstance(entry, dict):
         raise ModelError(f"Model #{position} of the manifest is not a table.")
     label = repr(entry["name"]) if isinstance(entry.get("name"), str) else f"#{position}"
+    from .folder_entries import folder_entry_spec, is_folder_entry  # Hugging Face and timm folders
+
+    if is_folder_entry(folder, entry):
+        return folder_entry_spec(folder, entry, label)
     unknown = sorted(set(entry) - set(_REQUIRED) - set(_OPTIONAL))
     if unknown:
         raise ModelError(f"Model {label}: unknown field {unknown[0]!r}; fields are {', '.join(_REQUIRED + _OPTIONAL)}.")
@@ -108,15 +119,34 @@ def _entry_spec(folder: Path, entry: Any, position: int) -> ModelSpec:
         num_classes = len(read_labels(labels))
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise ModelError(f"Model {label}: the field 'num_classes' must be a positive whole number.")
+    head = _head(entry, label)
     try:
-        return user_model_spec(
+        return dataclasses.replace(user_model_spec(
             name=entry["name"], weights=weights, architecture=entry["architecture"], num_classes=num_classes,
             labels=labels, target_layer=entry.get("target_layer"),
-            preprocessing=_preprocessing(entry.get("preprocessing", {}), label),
-            display_name=entry.get("display_name"), description=entry.get("description", ""))
+            preprocessing=(_preprocessing(entry["preprocessing"], label) if "preprocessing" in entry
+                           else default_preprocessing(entry["architecture"])),
+            display_name=entry.get("display_name"), description=entry.get("description", "")), head=head)
     except ModelError as exc:
         message = str(exc)
         raise ModelError(message if message.startswith("Model ") else f"Model {label}: {message}") from None
+
+
+def default_preprocessing(architecture: str) -> Preprocessing:
+    """timm architectures: their pretrained_cfg's; others: ImageNet, bicubic, 224 x 224."""
+    library, name = resolve_architecture(architecture)
+    if library == "timm":
+        from .timm_folders import timm_preprocessing
+
+        return timm_preprocessing(name)
+    return Preprocessing()
+
+
+def _head(entry: dict, label: str) -> str:
+    head = entry.get("head", "softmax")
+    if head not in ("softmax", "sigmoid"):
+        raise ModelError(f"Model {label}: the field 'head' must be \"softmax\" or \"sigmoid\".")
+    return head
 
 
 def _preprocessing(table: Any, label: str) -> Preprocessing:

@@ -62,6 +62,8 @@ class ModelSpec:
     weights_file: Optional[str] = None  # where the weights live (or will live)
     weights_available: Callable[[], bool] = lambda: True
     description: str = ""
+    head: str = "softmax"  # "softmax" (one class) | "sigmoid" (independent labels, multi-label or binary)
+    inspect: bool = False  # find token layout and recommended layer from the built model (HF, timm folders)
 
 
 @dataclass
@@ -86,7 +88,16 @@ class LoadedModel:
 
     @property
     def target_layer(self) -> str:
-        return self.spec.target_layer
+        return self.extra.get("target_layer") or self.spec.target_layer
+
+    @property
+    def reshape_transform(self) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
+        """The spec's reshape transform, else the token layout found when the model was loaded."""
+        return self.spec.reshape_transform or self.extra.get("layout")
+
+    @property
+    def head(self) -> str:
+        return self.spec.head
 
     @property
     def num_classes(self) -> int:

@@ -236,9 +236,7 @@ def user_model_spec(name: str, weights: Union[str, Path], architecture: str, num
         raise ModelError(f"Model {name!r}: the weights file {weights} does not exist.")
     resolve_architecture(architecture)
     categories = read_labels(labels, num_classes)
-    layer = target_layer or default_target_layer(architecture)
-    if layer is None:
-        raise ModelError(f"Model {name!r}: give a target_layer; CAMscope has no recommended layer for {architecture}.")
+    layer = target_layer or default_target_layer(architecture)  # None: found from the model when it loads
     entry = zoo_entry(architecture)
 
     def build(random_weights: bool = False) -> torch.nn.Module:
@@ -246,7 +244,7 @@ def user_model_spec(name: str, weights: Union[str, Path], architecture: str, num
             module = build_architecture(architecture, num_classes)
         else:
             module = load_checkpoint(weights, architecture, num_classes)
-        if layer not in dict(module.named_modules()):
+        if layer and layer not in dict(module.named_modules()):
             raise ModelError(f"Model {name!r}: target_layer {layer!r} is not a module of {architecture}.")
         return module
 
@@ -256,9 +254,10 @@ def user_model_spec(name: str, weights: Union[str, Path], architecture: str, num
         architecture=architecture,
         build=build,
         categories=lambda: list(categories),
-        target_layer=layer,
+        target_layer=layer or "",
         preprocessing=preprocessing,
         reshape_transform=entry.reshape_transform if entry else None,
+        inspect=layer is None,
         source="user",
         weights_file=str(weights),
         weights_available=weights.is_file,
