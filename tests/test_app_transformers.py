@@ -62,4 +62,4 @@ def test_compare_layers_walks_a_vits_blocks(deployment):
     at.switch_page("app_pages/compare_layers.py").run()
     assert_clean(at)
     options = at.select_slider(key="layers_range").options
-    assert {"blocks.0.norm1", "blocks.1.norm1"} <= set(options)
+    assert {"blocks.0.norm1", "★ blocks.1.norm1"} <= set(options)  # ★: the recommended layer

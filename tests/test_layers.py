@@ -79,8 +79,8 @@ def test_cli_layers_says_which_make_their_own_map(capsys, lite0):
     assert main(["layers"]) == 0
     lines = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]
              if not line.startswith("*")}
-    assert lines["blocks.1"][-2:] == ["=", "blocks.1.1"] and lines["bn1.act"][-1] == "no"
-    assert lines["conv_stem"][-1] == "yes"
+    assert lines["blocks.1"][-3:] == ["=", "blocks.1.1", "-"] and lines["bn1.act"][-2:] == ["no", "-"]
+    assert lines["conv_stem"][-2:] == ["yes", "-"]  # last column: the map grid, for token models only
 
 
 def test_stage_layers_for_token_blocks_and_a_recommended_container():

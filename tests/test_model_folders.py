@@ -175,5 +175,5 @@ def test_cli_layers_lists_each_token_layers_grid_and_the_recommended_one(folders
     assert main(["layers", "--model", str(folders["timm_vit"])]) == 0
     rows = {line[2:].split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}  # after "* " or "  "
     assert rows["blocks.1.norm1"].startswith("* ") and rows["blocks.1.norm1"].split()[-1] == "4x4"
-    assert rows["blocks.0"].split()[-2:] == ["1x17x24", "4x4"]  # (B, 1 + 16 tokens, C) -> a 4 x 4 map
+    assert rows["blocks.0"].split()[-3:] == ["1x17x24", "yes", "4x4"]  # (B, 1 + 16 tokens, C) -> a 4 x 4 map
     assert rows["head"].split()[-1] == "-"
