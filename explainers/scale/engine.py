@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence, Union
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -67,13 +68,24 @@ class TargetRule:
         return list(dict.fromkeys(picked))
 
 
+@dataclass(frozen=True)
+class BatchExplanation(Explanation):
+    """An Explanation plus every class's probability (for ranks and true-class probabilities)."""
+
+    probabilities: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (K,)
+
+    def rank(self, index: int) -> int:
+        """1 for the best-scoring class."""
+        return 1 + int((self.probabilities > self.probabilities[index]).sum())
+
+
 Targets = Union[str, TargetRule, Sequence[Sequence[int]]]
 
 
 def explain_batch(model: LoadedModel, images: Sequence[Image.Image], methods: Sequence[str] = ("gradcam",),
                   targets: Targets = "predicted", labels: Optional[Sequence[Optional[int]]] = None,
                   layers: Optional[Sequence[str]] = None, batch_size: Optional[int] = None,
-                  on_batch_size: Optional[Callable[[int], None]] = None) -> list[Explanation]:
+                  on_batch_size: Optional[Callable[[int], None]] = None) -> list[BatchExplanation]:
     """Explain many images with one-pass methods, ``batch_size`` images per shared pass.
 
     Args:
@@ -86,7 +98,7 @@ def explain_batch(model: LoadedModel, images: Sequence[Image.Image], methods: Se
         batch_size: images per pass (default: 8 on a CPU, 64 on a GPU); halved on out-of-memory.
         on_batch_size: told the new batch size whenever it is halved.
     Returns:
-        One Explanation per image, its results ordered as ``explain`` orders them (method, class, layer).
+        One BatchExplanation per image, its results ordered as ``explain`` orders them (method, class, layer).
     Raises:
         MethodError: a method that needs more than one pass; OutOfMemory: even one image does not fit.
     """
@@ -111,7 +123,7 @@ def explain_batch(model: LoadedModel, images: Sequence[Image.Image], methods: Se
             raise TargetError(f"Got {len(images)} images but {len(chosen)} lists of classes; give one per image.")
         pick = lambda logits, i: chosen[i]  # noqa: E731
 
-    out: list[Explanation] = []
+    out: list[BatchExplanation] = []
     start = 0
     while start < len(images):
         chunk = range(start, min(start + size, len(images)))
@@ -142,7 +154,7 @@ def _one_pass_specs(methods: Sequence[str]) -> list[MethodSpec]:
 
 
 def _explain_chunk(model: LoadedModel, images: list[Image.Image], indices: list[int], specs: list[MethodSpec],
-                   layers: list[str], pick: Callable[[torch.Tensor, int], list[int]]) -> list[Explanation]:
+                   layers: list[str], pick: Callable[[torch.Tensor, int], list[int]]) -> list[BatchExplanation]:
     started = time.perf_counter()
     with plain_out_of_memory(model.device, "this batch of images"), borrowed_clone(model.module) as clone:
         x = batch_tensor(model, images)  # (B, 3, H, W)
@@ -152,7 +164,8 @@ def _explain_chunk(model: LoadedModel, images: list[Image.Image], indices: list[
         results = maps_from_capture(model, capture, layers, specs, wanted, images)
         del capture  # frees the graph before the next chunk
     seconds = (time.perf_counter() - started) / len(images)
-    return [Explanation(model=model.name, image_size=image.size, input_size=tuple(x.shape[-2:]),
+    probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+    return [BatchExplanation(model=model.name, image_size=image.size, input_size=tuple(x.shape[-2:]),
                         predictions=_predictions(model, logits[b:b + 1]), results=results[b],
-                        timings={"batch (per image)": seconds})
+                        timings={"batch (per image)": seconds}, probabilities=probs[b])
             for b, image in enumerate(images)]
