@@ -98,6 +98,7 @@ def _init(ray, address: Optional[str]) -> None:
         paths = [str(package.parent)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, logging_level=logging.WARNING,
                  runtime_env={"env_vars": {**env, "PYTHONPATH": os.pathsep.join(paths)}})
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # the run prints its own progress
     for s, handler in previous.items():  # Ray installs its own; the run's stop-after-batch handler wins
         signal.signal(s, handler)
 

@@ -19,7 +19,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 import pyarrow as pa
 
 from .sources import ImageRef, list_source
-from .store import TABLES, Store
+from .store import TABLES, Store, check_requested
 from .worker import BatchWorker, RunSettings, describe
 
 PART_IMAGES = 1024  # images per committed part file: fewer, larger files read faster
@@ -71,6 +71,8 @@ def run(source: str, out: str, settings: RunSettings, engine: str = "local", add
 
     started = time.perf_counter()
     settings = settings.normalized()
+    check_requested(out, {"models": list(settings.models), "methods": list(settings.methods),
+                          "layers": list(settings.layers) if settings.layers else None, "targets": settings.targets})
     refs = list_source(source)[:limit]
     if engine == "local":
         worker = BatchWorker(settings, device, batch_size)
@@ -119,8 +121,17 @@ def _commit(store: Store, batches: Iterable[dict[str, pa.Table]], stop: Stop, ba
     """Buffer finished batches and commit them as one part every ``part_images`` images (or minute)."""
     buffer: list[dict[str, pa.Table]] = []
     buffered, last = 0, time.monotonic()
+    iterator = iter(batches)
     try:
-        for tables in batches:
+        while True:
+            try:
+                tables = next(iterator)
+            except StopIteration:
+                break
+            except Exception:
+                if stop:  # the engine died of the same signal (Ray's processes get Ctrl-C too)
+                    break
+                raise
             images = tables["predictions"].num_rows // n_models + tables["skipped"].num_rows
             buffer.append(tables)
             buffered += images
@@ -135,7 +146,7 @@ def _commit(store: Store, batches: Iterable[dict[str, pa.Table]], stop: Stop, ba
     finally:
         if buffer:  # finished batches are committed even when the loop stops early
             _flush(store, buffer)
-        close = getattr(batches, "close", None)
+        close = getattr(iterator, "close", None)
         if close is not None:
             close()
 

@@ -53,6 +53,27 @@ def read_run(folder: str | Path) -> Optional[dict]:
         raise StoreError(f"{path} is not a readable run.json; this folder is not a CAMscope store.") from None
 
 
+def check_requested(folder: str | Path, requested: dict) -> None:
+    """Refuse other model names, methods, layers or targets before any model is loaded (a fast no).
+
+    Args:
+        requested: {"models": [names], "methods": [keys], "layers": [names] or None, "targets": rule}.
+    """
+    existing = read_run(folder)
+    if existing is None:
+        return
+    stored = existing.get("settings", {})
+    have = {"models": [m.get("name") for m in stored.get("models", [])], "methods": stored.get("methods"),
+            "targets": stored.get("targets")}
+    want = {k: requested[k] for k in have}
+    if requested.get("layers"):
+        have["layers"] = sorted({n for m in stored.get("models", []) for n in m.get("layers", [])})
+        want["layers"] = sorted(requested["layers"])
+    if have != want:
+        raise StoreError(f"The store {Path(folder)} holds other settings ({_difference(have, want)}); "
+                         "use the same settings to add to it, or another --out folder.")
+
+
 class Store:
     """A store opened for writing by one run (a lock file keeps a second run out)."""
 
