@@ -227,3 +227,22 @@ def test_killed_runs_lose_nothing_and_a_rerun_completes_without_duplicates(tmp_p
     run = json.loads((out / "run.json").read_text())
     assert [r["status"] for r in run["runs"]][0] == "interrupted" and run["status"] == "complete"
     assert run["counts"]["images"] == 32 and not list(out.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--targets", "best"], "Unknown targets 'best'"),
+    (["--method", "scorecam"], "Score-CAM need more than one pass"),
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--engine", "spark"], "invalid choice: 'spark'"),
+])
+def test_bad_run_arguments_exit_2_with_one_line(source, tmp_path, capsys, argv, message):
+    assert main(["run", str(source), "--out", str(tmp_path / "s"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not (tmp_path / "s").exists()
+
+
+def test_a_folder_that_is_not_a_store_is_refused(source, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["run", str(source), "--out", str(tmp_path), "--quiet"]) == 2
+    assert "a folder with other files but no run.json" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

@@ -35,9 +35,9 @@ class RayExplainer:
 
         if threads:
             torch.set_num_threads(threads)
-        settings = {**settings, "layers": tuple(settings["layers"]) if settings["layers"] else None}
-        self.worker = BatchWorker(RunSettings(**{k: tuple(v) if isinstance(v, list) else v
-                                                 for k, v in settings.items()}), device, batch_size)
+        layers = tuple(settings["layers"]) if settings["layers"] else None
+        self.worker = BatchWorker(RunSettings(tuple(settings["models"]), tuple(settings["methods"]), layers,
+                                              settings["targets"]), device, batch_size)
 
     def __call__(self, batch: pa.Table) -> dict[str, list]:
         refs = [ImageRef(r["image_id"], r["location"], r["member"] or None, r["label"] or None, r["problem"] or None)

@@ -18,6 +18,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 import pyarrow as pa
 
+from ..errors import ExplainerError
 from .sources import ImageRef, list_source
 from .store import TABLES, Store, check_requested
 from .worker import BatchWorker, RunSettings, describe
@@ -69,6 +70,8 @@ def run(source: str, out: str, settings: RunSettings, engine: str = "local", add
     """Explain every image of ``source`` into the store ``out`` (see the module docstring)."""
     from ..cli import package_versions
 
+    if engine not in ("local", "ray"):
+        raise ExplainerError(f"Unknown engine {engine!r}: use local or ray.")
     started = time.perf_counter()
     settings = settings.normalized()
     check_requested(out, {"models": list(settings.models), "methods": list(settings.methods),

@@ -7,7 +7,7 @@ runs ``explain_batch`` per model and returns the batch's maps, predictions and s
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import pyarrow as pa
@@ -117,7 +117,3 @@ class BatchWorker:
 
     def _remember_batch_size(self, size: int) -> None:
         self.batch_size = size  # out of memory once: later batches start at the size that fitted
-
-
-def settings_dict(settings: RunSettings) -> dict:
-    return asdict(settings)
