@@ -8,7 +8,11 @@
 (3) peak memory (ru_maxrss) of a local run over --memory-images images against one over a tenth
     of them: maps are committed as they come, so the peak should not grow with the run.
 
-    python bench/bench_scale.py [--speed-images 64] [--batch-size 16] [--ray-images 500] [--memory-images 5000]
+    python bench/bench_scale.py [--threads 1] [--speed-images 64] [--batch-size 16] [--ray-images 500] [--memory-images 5000]
+
+--threads (default 1) fixes torch's threads everywhere (here, the run commands, the Ray actors):
+on a shared, busy machine two OpenMP threads on two cores can run several times slower than one,
+which swamps every comparison; with one thread the figures are per core.
 """
 from __future__ import annotations
 
@@ -128,6 +132,7 @@ def bench_memory(source: Path, n: int, work: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (OMP_NUM_THREADS) for every case")
     parser.add_argument("--speed-images", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=3)
@@ -135,6 +140,10 @@ def main() -> None:
     parser.add_argument("--memory-images", type=int, default=5000)
     parser.add_argument("--skip", nargs="*", default=[], choices=["speed", "ray", "memory"])
     args = parser.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the run subprocesses and Ray's actors
+    import torch
+
+    torch.set_num_threads(args.threads)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     if "speed" not in args.skip:
         bench_speed(args.speed_images, args.batch_size, args.repeat)

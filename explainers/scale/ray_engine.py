@@ -65,7 +65,7 @@ def ray_batches(todo: Sequence[ImageRef], settings: RunSettings, address: Option
             device, size = device or "cuda", batch_size or 64
         else:
             pool = actors or max(1, cpus // CPU_THREADS_PER_ACTOR)
-            threads = max(1, cpus // pool)
+            threads = _threads_from_env() or max(1, cpus // pool)
             per_actor = {"num_cpus": threads - 1 if threads > 1 else 0.5}  # leaves CPUs for Ray Data's tasks
             device, size = "cpu", batch_size or 8
         items = [{"image_id": r.image_id, "location": r.location, "member": r.member or "",
@@ -101,6 +101,12 @@ def _init(ray, address: Optional[str]) -> None:
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # the run prints its own progress
     for s, handler in previous.items():  # Ray installs its own; the run's stop-after-batch handler wins
         signal.signal(s, handler)
+
+
+def _threads_from_env() -> Optional[int]:
+    """OMP_NUM_THREADS as the driver sees it: a user's thread count holds for the actors too."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 def _plain(settings: RunSettings) -> dict:
