@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from typing import Callable, Optional, Sequence
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -100,31 +101,50 @@ def cams_from_capture(model: LoadedModel, capture: ForwardCapture, layer: str, s
     Returns:
         Per image, one CamResult per wanted class.
     """
+    return maps_from_capture(model, capture, [layer], [spec], wanted, images)
+
+
+def maps_from_capture(model: LoadedModel, capture: ForwardCapture, layers: Sequence[str],
+                      specs: Sequence[MethodSpec], wanted: list[list[int]],
+                      images: Sequence[Image.Image]) -> list[list[CamResult]]:
+    """Several one-pass methods at several layers from one captured batch: ONE backward per class
+    slot (the gradients of every layer at once), shared by every method and image.
+
+    Returns:
+        Per image, its CamResults ordered as ``explain`` orders them: method, then class, then layer.
+    """
     started = time.perf_counter()
     reshape = model.reshape_transform
     slots = max((len(w) for w in wanted), default=0)
     if slots == 0:
         return [[] for _ in wanted]
-    raws: list[list] = [[None] * len(w) for w in wanted]
-    acts = to_numpy_map(capture.outputs[layer], reshape)  # (B, C, h, w)
+    acts = {n: to_numpy_map(capture.outputs[n], reshape) for n in layers}  # each (B, C, h, w)
     logits = capture.logits
-    for slot in range(slots):
-        rows = [b for b, w in enumerate(wanted) if len(w) > slot]
-        grads = None
-        if spec.uses_gradients:
+    grads: dict[tuple[int, str], np.ndarray] = {}  # (slot, layer) -> (B_slot, C, h, w)
+    if any(s.uses_gradients for s in specs):
+        for slot in range(slots):
+            rows = [b for b, w in enumerate(wanted) if len(w) > slot]
             picked = torch.tensor([wanted[b][slot] for b in rows], device=logits.device)
             score = logits[rows, picked].sum()  # each image's gradient comes from its own score only
-            (g,) = torch.autograd.grad(score, [capture.outputs[layer]], retain_graph=slot < slots - 1)
-            grads = to_numpy_map(g, reshape)
-        for b in rows:
-            target = ClassTarget(wanted[b][slot])
-            g_b = grads[b:b + 1] if grads is not None else None
-            raws[b][slot] = (target, shared_cam(spec.library_class, acts[b:b + 1], g_b, [target]))
+            tensors = [capture.outputs[n] for n in layers]
+            found = torch.autograd.grad(score, tensors, retain_graph=slot < slots - 1, allow_unused=True)
+            for n, g, t in zip(layers, found, tensors):
+                full = torch.zeros_like(t) if g is None else g
+                grads[(slot, n)] = to_numpy_map(full, reshape)
+    raws: list[list[tuple]] = [[] for _ in wanted]
+    for spec in specs:
+        for slot in range(slots):
+            for b, w in enumerate(wanted):
+                if len(w) <= slot:
+                    continue
+                target = ClassTarget(w[slot])
+                for n in layers:
+                    g = grads[(slot, n)][b:b + 1] if spec.uses_gradients else None
+                    raws[b].append((spec, n, target, shared_cam(spec.library_class, acts[n][b:b + 1], g, [target])))
     logits = logits.detach()
-    seconds = (time.perf_counter() - started) / max(sum(len(w) for w in wanted), 1)
+    seconds = (time.perf_counter() - started) / max(sum(len(r) for r in raws), 1)
     results = []
     for b, image in enumerate(images):
         make = ResultMaker(model, logits[b:b + 1], image.width, image.height)
-        row = [make(spec, layer, target, raw, seconds) for target, raw in raws[b]]
-        results.append(row)
+        results.append([make(spec, n, target, raw, seconds) for spec, n, target, raw in raws[b]])
     return results

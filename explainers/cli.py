@@ -21,7 +21,9 @@ import numpy as np
 from .cli_dataset import add_dataset
 from .cli_evaluate import add_evaluate
 from .cli_labels import add_labels
+from .cli_query import add_query
 from .cli_report import add_report
+from .cli_run import add_run
 from .errors import ExplainerError
 
 PROG = "camscope"
@@ -78,6 +80,7 @@ def _add_listings(sub: argparse._SubParsersAction) -> None:
 # Each entry adds one or more subcommands to the parser.
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_explain, _add_listings, add_dataset, add_report,
                                                                add_evaluate, add_labels]
+COMMANDS += [add_run, add_query]  # explainers/scale: whole datasets into a Parquet store, SQL over it
 
 
 def build_parser() -> argparse.ArgumentParser:
