@@ -270,7 +270,7 @@ def build() -> list[Hostile]:
     return [
         # 1. bounded decompression
         Hostile("deflated-bomb.dcm", "image", deflated_dicom_bomb, error="inflates to more than", max_mb=400),
-        Hostile("lying-sizes.zip", "dataset", lying_zip, error="larger than its zip entry says", max_mb=300),
+        Hostile("lying-sizes.zip", "dataset", lying_zip, error="more than its zip entry says", max_mb=300),
         Hostile("pickle-opcodes.pth", "checkpoint", pickle_opcode_bomb, error="data.pkl", max_mb=200, max_s=10),
         Hostile("storage-2gib.pth", "checkpoint", storage_bomb, error="unpacks to", max_mb=200, max_s=10),
         Hostile("7000x7000.png", "image", lambda: big_png(7000, 8, 0, 1), max_mb=1024),
@@ -300,7 +300,7 @@ def build() -> list[Hostile]:
         Hostile("frames-minus-one.dcm", "image", lambda: dicom_with(NumberOfFrames=("IS", "-1")),
                 error="number of frames", app=True),
         Hostile("float64.tif", "image", float64_tiff, error="64-bit", app=True),
-        Hostile("random.pt", "checkpoint", random_bytes, error="not a PyTorch checkpoint"),
+        Hostile("random.pt", "checkpoint", random_bytes, error="not a readable PyTorch checkpoint"),
         Hostile("dicm-at-128.png", "image", png_with_dicm, app=True),
         Hostile("10000x1.dcm", "image", lambda: dicom(np.zeros((1, 10000)), bits_stored=8), error="too narrow",
                 app=True),
