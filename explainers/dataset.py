@@ -31,6 +31,7 @@ from .errors import ExplainerError
 DatasetSource = Union[str, Path, bytes, bytearray, BinaryIO]
 IGNORED_DIRS = {"__MACOSX"}  # macOS archive metadata, not images
 IGNORED_FILES = {"Thumbs.db", "desktop.ini"}
+OVERLONG = "it unpacks to more than its zip entry says"
 MAX_FILES_ENV, MAX_MB_ENV = "CAMSCOPE_DATASET_MAX_FILES", "CAMSCOPE_DATASET_MAX_MB"
 
 
@@ -177,10 +178,10 @@ def _from_zip(handle: BinaryIO, limits: DatasetLimits, name: str) -> Dataset:
         for parts, info in members:
             try:
                 data = _read_member(archive, info)
-            except DatasetError:
-                raise
             except (zipfile.BadZipFile, RuntimeError, OSError, EOFError, ValueError, NotImplementedError) as error:
-                reason = "it is encrypted" if "encrypted" in str(error) else "it is damaged in the zip"
+                reason = ("it is encrypted" if "encrypted" in str(error) else
+                          f"it is damaged in the zip ({OVERLONG})" if str(error) == OVERLONG else
+                          "it is damaged in the zip")
                 skipped.append(Skip("/".join(parts), f"The file cannot be read: {reason}."))
                 continue
             entries.append((parts, data))
@@ -192,10 +193,13 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, chunk: int = 1
 
     ``ZipExtFile.read()`` inflates up to 1 GiB per call before cutting to the declared size
     (a 6 MB zip declaring 300 bytes took 2 GB); read in 1 MiB steps, memory stays at the
-    declared size plus one step. A member that holds more than it declares refuses the zip.
+    declared size plus one step. A member that holds more than it declares is skipped, said so.
     """
     probe = copy.copy(info)
-    probe.file_size = info.file_size + 1  # so an overlong member shows itself instead of being cut silently
+    # zipfile checks the CRC when it reaches the declared size (and inflates at least MIN_READ_SIZE
+    # bytes a step), so an overlong member would pass for a damaged one; with this margin it shows
+    # itself by its extra byte, while an honest member still ends (and is CRC-checked) at its true end
+    probe.file_size = info.file_size + 1 + zipfile.ZipExtFile.MIN_READ_SIZE
     parts, total = [], 0
     with archive.open(probe) as member:
         while total <= info.file_size:
@@ -205,8 +209,7 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, chunk: int = 1
             parts.append(data)
             total += len(data)
     if total > info.file_size:
-        raise DatasetError(f"The zip was refused: its entry {info.filename!r} unpacks to more than its zip entry "
-                           "says (a damaged or hostile archive).")
+        raise zipfile.BadZipFile(OVERLONG)
     return b"".join(parts)
 
 

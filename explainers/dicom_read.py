@@ -70,9 +70,9 @@ def _inflated(data: bytes) -> io.BytesIO:
     out.write(data[:132])
     write_file_meta_info(out, meta, enforce_standard=False)
     cap, inflater = MAX_INFLATED_MB * 2**20, zlib.decompressobj(-zlib.MAX_WBITS)
-    view, written, step = memoryview(data)[start:], 0, 1 << 20
+    view, written, step = memoryview(data)[start:], 0, 1 << 20  # 1 MiB in, at most 1 MiB out per call
     for at in range(0, len(view), step):
-        chunk = inflater.decompress(view[at:at + step], cap + 1 - written)
+        chunk = inflater.decompress(view[at:at + step], min(step, cap + 1 - written))
         while True:
             written += len(chunk)
             if written > cap:
@@ -81,7 +81,7 @@ def _inflated(data: bytes) -> io.BytesIO:
             out.write(chunk)
             if not inflater.unconsumed_tail:
                 break
-            chunk = inflater.decompress(inflater.unconsumed_tail, cap + 1 - written)
+            chunk = inflater.decompress(inflater.unconsumed_tail, min(step, cap + 1 - written))
         if inflater.eof:
             break
     out.seek(0)

@@ -10,6 +10,7 @@ import json
 import resource
 import sys
 import time
+from pathlib import Path
 
 
 def main(reader: str, path: str) -> dict:
@@ -27,7 +28,8 @@ def main(reader: str, path: str) -> dict:
     result = {"outcome": "ok", "message": "", "note": ""}
     try:
         value = call(path)
-        notes = getattr(value, "info", {}).get("camscope_notes", []) if reader == "image" else []
+        notes = (getattr(value, "info", {}).get("camscope_notes", []) if reader == "image" else
+                 [f"{skip.path}: {skip.reason}" for skip in value.skipped] if reader == "dataset" else [])
         result["note"] = " ".join(notes)
         if reader == "image":
             result["size"] = list(value.size)
@@ -43,6 +45,5 @@ def main(reader: str, path: str) -> dict:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 3:
-        sys.path.insert(0, sys.argv[3])
+    sys.path.insert(0, sys.argv[3] if len(sys.argv) > 3 else str(Path(__file__).resolve().parents[1]))
     print(json.dumps(main(sys.argv[1], sys.argv[2])))
