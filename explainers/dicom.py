@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from .dicom_read import DAMAGED, quietly, read_dataset
+from .dicom_read import DAMAGED, quiet, read_dataset
 from .errors import ImageError
 from .image_limits import add_note, check_size, note_if_flat, release_memory
 from .pixel_scaling import NO_FINITE, by_blocks, finite_range
@@ -70,7 +70,8 @@ def read_dicom(data: bytes, frame: int = 0, window: Optional[tuple[float, float]
             rescale values, too large or too narrow, damaged.
     """
     try:
-        return _read(data, frame, window, max_pixels)
+        with quiet():  # pydicom decodes header values lazily and warns quoting them
+            return _read(data, frame, window, max_pixels)
     finally:
         release_memory()
 
@@ -126,7 +127,7 @@ def _number(ds, keyword: str) -> Optional[float]:
     if element is None or element == "":
         return None
     try:
-        value = quietly(lambda: ds[keyword].value)
+        value = ds[keyword].value
         return float(value[0] if isinstance(value, (list, tuple)) or hasattr(value, "__getitem__")
                      and not isinstance(value, (str, bytes)) else value)
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -148,7 +149,7 @@ def _decode_frame(ds, frame: int) -> np.ndarray:
             raise ImageError(f"This DICOM file is compressed ({syntax.name}) and no decoder for it is "
                              f"installed here: {_install_advice(decoder)}, or export it uncompressed.")
     try:
-        return np.asarray(quietly(pixel_array, ds, index=frame))
+        return np.asarray(pixel_array(ds, index=frame))
     except (ValueError, RuntimeError, AttributeError, KeyError, TypeError, NotImplementedError, OSError):
         if decoder is not None:  # a decoder is installed but cannot read this variant (e.g. 12-bit JPEG)
             used = ", ".join(decoder.available_plugins) or "none"
@@ -173,7 +174,7 @@ def _palette(pixels: np.ndarray, ds) -> np.ndarray:
     from pydicom.pixels import apply_color_lut
 
     try:
-        return np.asarray(quietly(apply_color_lut, pixels, ds))
+        return np.asarray(apply_color_lut(pixels, ds))
     except (ValueError, KeyError, AttributeError, TypeError, IndexError):
         raise ImageError("This PALETTE COLOR DICOM file's colour lookup tables are missing or damaged, "
                          "so its colours cannot be shown.") from None
@@ -238,7 +239,7 @@ def _modality(pixels: np.ndarray, ds) -> np.ndarray:
 
     if ds.get("ModalityLUTSequence"):
         try:
-            return np.asarray(quietly(apply_modality_lut, pixels, ds), dtype=np.float64)
+            return np.asarray(apply_modality_lut(pixels, ds), dtype=np.float64)
         except (ValueError, KeyError, AttributeError, TypeError, IndexError):
             raise ImageError("This DICOM file's modality lookup table is damaged.") from None
     slope, intercept = _number(ds, "RescaleSlope"), _number(ds, "RescaleIntercept")
@@ -258,7 +259,7 @@ def _voi_sequence(values: np.ndarray, ds) -> tuple[np.ndarray, float, float]:
     from pydicom.pixels import apply_voi_lut
 
     try:
-        shown = np.asarray(quietly(apply_voi_lut, values, ds), dtype=np.float64)
+        shown = np.asarray(apply_voi_lut(values, ds), dtype=np.float64)
     except (ValueError, KeyError, AttributeError, TypeError, IndexError):
         raise ImageError("The DICOM window cannot be applied: its VOI lookup table is damaged.") from None
     low, high, _, _ = finite_range(shown)

@@ -8,6 +8,7 @@ warnings and log records are dropped while a file is read.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import struct
@@ -34,8 +35,7 @@ def read_dataset(data: bytes):
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    with _QUIET_LOCK, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pydicom's warnings quote header values
+    with quiet():
         try:
             ds = pydicom.dcmread(_inflated(data))
         except ImageError:
@@ -46,11 +46,13 @@ def read_dataset(data: bytes):
     return ds
 
 
-def quietly(call, *args, **kwargs):
-    """Run a pydicom call with its warnings dropped (they may quote header values)."""
+@contextlib.contextmanager
+def quiet():
+    """Drop warnings meanwhile: pydicom's quote header values, and it decodes values lazily (on access),
+    so the whole reading of a file runs inside this."""
     with _QUIET_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return call(*args, **kwargs)
+        yield
 
 
 def _inflated(data: bytes) -> io.BytesIO:

@@ -23,7 +23,7 @@ DEFAULT_MAX_PIXELS = 50_000_000
 MAX_ASPECT = 100
 # warnings.catch_warnings changes process-wide state (Python 3.11); every reader that uses it
 # holds this one lock, so concurrent loads never restore each other's filters in the wrong order.
-WARNINGS_LOCK = threading.Lock()
+WARNINGS_LOCK = threading.RLock()
 NOTES_KEY = "camscope_notes"  # in Image.info: a list of sentences about how the pixels were read
 FLAT = "Every pixel of the image has the same colour: a map of it says nothing about what the model sees."
 
