@@ -118,13 +118,16 @@ def load_image(source: ImageSource, frame: int = 0, window: tuple[float, float] 
 def _load_pillow(opened: Union[str, io.BytesIO], kind: str, limit: int) -> Image.Image:
     try:
         with _OPEN_LOCK, warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, limit  # the setting works both ways
+            # Pillow's own check uses this deployment's limit, so the setting works both ways (Pillow's
+            # default, 89.5 MP, would cap it); its warning (limit .. 2 x limit) is left to check_size
+            # below, which names the size; its error (over 2 x limit) is caught here.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, limit
             try:
                 image = Image.open(opened, formats=[kind])
             finally:
                 Image.MAX_IMAGE_PIXELS = pillow_limit
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:
         raise ImageError(too_large_message(None, limit)) from None
     except UnidentifiedImageError:
         raise ImageError(_unsupported_tiff(opened) if kind == "TIFF" else NOT_AN_IMAGE) from None
