@@ -154,6 +154,19 @@ def png_with_dicm() -> bytes:
     return data
 
 
+def rle_dicom(side: int = 7000) -> bytes:
+    """A side x side 12-bit CT frame of zeros, RLE-compressed by pydicom into about 1.5 MB."""
+    import pydicom
+    from pydicom.uid import RLELossless
+
+    ds = pydicom.dcmread(io.BytesIO(dicom(np.zeros((side, side)), bits_stored=12, rescale=(1, -1024),
+                                          window=(40, 400))))
+    ds.compress(RLELossless, encoding_plugin="pydicom")
+    out = io.BytesIO()
+    ds.save_as(out)
+    return out.getvalue()
+
+
 def jpeg12_dicom() -> bytes:
     from pydicom.data import get_testdata_file
 
@@ -276,6 +289,7 @@ def build() -> list[Hostile]:
         Hostile("7000x7000.png", "image", lambda: big_png(7000, 8, 0, 1), max_mb=1024),
         Hostile("7000x7000-rgba16.png", "image", lambda: big_png(7000, 16, 6, 4), max_mb=1024),
         Hostile("7000x7000.webp", "image", tiny_webp, note="same colour", max_mb=1024),
+        Hostile("7000x7000-rle.dcm", "image", rle_dicom, note="same colour", max_mb=800),
         # 2. never silently wrong pixels
         Hostile("nan.tif", "image", lambda: tiff(nan), note="not a number", app=True),
         Hostile("inf.tif", "image", lambda: tiff(inf), note="infinite", app=True),
