@@ -126,10 +126,11 @@ def _number(ds, keyword: str) -> Optional[float]:
     element = ds.get(keyword)
     if element is None or element == "":
         return None
+    from pydicom.multival import MultiValue
+
     try:
         value = ds[keyword].value
-        return float(value[0] if isinstance(value, (list, tuple)) or hasattr(value, "__getitem__")
-                     and not isinstance(value, (str, bytes)) else value)
+        return float(value[0] if isinstance(value, MultiValue) else value)  # several presets: the first
     except (TypeError, ValueError, IndexError, OverflowError):
         return math.nan
 
@@ -181,12 +182,13 @@ def _palette(pixels: np.ndarray, ds) -> np.ndarray:
 
 
 def _colour_to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """RGB of any depth to 8 bits, by its maximum (a palette's 16-bit output: 65535 is full)."""
     if pixels.dtype == np.uint8:
         return pixels
     top = finite_range(pixels.reshape(-1, pixels.shape[-1]))[1]
     if not np.isfinite(top) or top <= 0:
         return np.zeros(pixels.shape, np.uint8)
-    return np.clip(np.rint(pixels * (255.0 / top)), 0, 255).astype(np.uint8)
+    return by_blocks(pixels, lambda v: v / top)
 
 
 def _window(pixels: np.ndarray, ds, window: Optional[tuple[float, float]]) -> tuple[np.ndarray, float, float, list]:
