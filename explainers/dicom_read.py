@@ -22,12 +22,14 @@ MAX_INFLATED_MB = 256  # a deflated dataset may inflate to this much; more is re
 DAMAGED = "The DICOM file is truncated or damaged."
 
 
-class _DropAll(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return False
 
+def _silence_pydicom_log() -> None:
+    """pydicom's log records quote header values (e.g. the SpecificCharacterSet): none may reach a log.
 
-logging.getLogger("pydicom").addFilter(_DropAll())  # its records quote header values: none reach a log
+    Its modules log to "pydicom" and its children; a level above CRITICAL on the parent drops
+    them all. Set after pydicom is imported: its config sets the level to WARNING on import.
+    """
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL + 1)
 
 
 def read_dataset(data: bytes):
@@ -35,6 +37,7 @@ def read_dataset(data: bytes):
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    _silence_pydicom_log()
     with quiet():
         try:
             ds = pydicom.dcmread(_inflated(data))

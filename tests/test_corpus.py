@@ -198,11 +198,16 @@ def test_dicom_header_values_reach_no_log_or_warning(caplog):
     import warnings
 
     data = dicom_with(SpecificCharacterSet=("CS", "DOE_JANE"), WindowCenter=("DS", "DOE_JANE_W"))
+    jpeg12 = corpus_hostile.jpeg12_dicom()
+    caplog.clear()  # building the files may log; only reading them counts
     caplog.set_level(logging.DEBUG)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         load_image(data)
+        with pytest.raises(ImageError, match="pylibjpeg"):  # pydicom's decoders log their failures
+            load_image(jpeg12)
     assert "DOE_JANE" not in caplog.text and not [w for w in caught if "DOE_JANE" in str(w.message)]
+    assert not [r for r in caplog.records if r.name.startswith("pydicom")], caplog.text
 
 
 def test_a_legacy_format_checkpoint_still_loads(tmp_path):
