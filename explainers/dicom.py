@@ -192,15 +192,18 @@ def _colour_to_uint8(pixels: np.ndarray) -> np.ndarray:
 
 
 def _window(pixels: np.ndarray, ds, window: Optional[tuple[float, float]]) -> tuple[np.ndarray, float, float, list]:
-    """Modality LUT, then the VOI: the override, else the header's LUT or window, else the data's range."""
-    values = _modality(pixels, ds)
+    """Modality LUT, then the VOI: the override, else the header's LUT or window, else the data's range.
+
+    A plain rescale (slope, intercept) is applied block by block with the window, so a large frame
+    never has a float64 copy; only a modality LUT sequence (rare) makes one."""
+    values, slope, intercept = _modality(pixels, ds)
     notes: list[str] = []
     if window is not None:
         center, width = float(window[0]), float(window[1])
         if not np.isfinite(center) or not np.isfinite(width) or width < 1:
             raise ImageError("The window width must be a number of at least 1 (and the center a number).")
     elif ds.get("VOILUTSequence"):
-        return _voi_sequence(values, ds) + (notes,)
+        return _voi_sequence(values * slope + intercept, ds) + (notes,)
     else:
         center, width = _number(ds, "WindowCenter"), _number(ds, "WindowWidth")
         if center is None or width is None:
@@ -214,14 +217,16 @@ def _window(pixels: np.ndarray, ds, window: Optional[tuple[float, float]]) -> tu
             raise ImageError(NO_FINITE)
         if nans or infs:
             notes.append(f"{nans + infs:,} pixel value(s) were NaN or infinite: they are shown black.")
+        low, high = sorted((low * slope + intercept, high * slope + intercept))  # the rescale is linear
         span = high - low if high > low else 1.0
-        shown = by_blocks(values, lambda v: (v - low) / span)
+        shown = by_blocks(values, lambda v: (v * slope + intercept - low) / span)
         return shown, (low + high) / 2, max(high - low, 1.0), notes
     function = str(ds.get("VOILUTFunction", "LINEAR")).strip().upper() or "LINEAR"
     if function not in ("LINEAR", "LINEAR_EXACT", "SIGMOID"):
         raise ImageError("The DICOM window cannot be applied: its VOI LUT function is not LINEAR, "
                          "LINEAR_EXACT or SIGMOID.")
-    return by_blocks(values, _voi_function(center, width, function)), center, width, notes
+    voi = _voi_function(center, width, function)
+    return by_blocks(values, lambda v: voi(v * slope + intercept)), center, width, notes
 
 
 def _voi_function(center: float, width: float, function: str):
@@ -235,13 +240,14 @@ def _voi_function(center: float, width: float, function: str):
     return lambda v: np.where(v <= c - w / 2, 0.0, np.where(v > c + w / 2, 1.0, (v - c) / max(w, 1e-12) + 0.5))
 
 
-def _modality(pixels: np.ndarray, ds) -> np.ndarray:
-    """Stored values to modality units (e.g. HU): the rescale, or the header's modality LUT."""
+def _modality(pixels: np.ndarray, ds) -> tuple[np.ndarray, float, float]:
+    """(values, slope, intercept) with values * slope + intercept in modality units (e.g. HU):
+    the stored values and the header's rescale, or the header's modality LUT applied (1, 0)."""
     from pydicom.pixels import apply_modality_lut
 
     if ds.get("ModalityLUTSequence"):
         try:
-            return np.asarray(apply_modality_lut(pixels, ds), dtype=np.float64)
+            return np.asarray(apply_modality_lut(pixels, ds), dtype=np.float64), 1.0, 0.0
         except (ValueError, KeyError, AttributeError, TypeError, IndexError):
             raise ImageError("This DICOM file's modality lookup table is damaged.") from None
     slope, intercept = _number(ds, "RescaleSlope"), _number(ds, "RescaleIntercept")
@@ -249,12 +255,7 @@ def _modality(pixels: np.ndarray, ds) -> np.ndarray:
         if value is not None and not np.isfinite(value):
             raise ImageError(f"This DICOM file's {name} is not a finite number, so its pixel values cannot "
                              "be converted to modality units (e.g. HU): the file is damaged.")
-    values = pixels.astype(np.float64)
-    if slope is not None and slope != 1:
-        values *= slope
-    if intercept:
-        values += intercept
-    return values
+    return pixels, (1.0 if slope is None else slope), (intercept or 0.0)
 
 
 def _voi_sequence(values: np.ndarray, ds) -> tuple[np.ndarray, float, float]:
