@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import struct
 import warnings
 from pathlib import Path
@@ -14,8 +13,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .dicom import MAX_FRAMES, DicomImage, DicomInfo, is_dicom, read_dicom
 from .errors import ImageError
-from .image_limits import (DEFAULT_MAX_PIXELS, MAX_ASPECT, MAX_PIXELS_ENV, NOTES_KEY, WARNINGS_LOCK, add_note,  # noqa: F401
-                           check_size, load_notes, max_pixels, note_if_flat, release_memory, too_large_message)
+from .image_limits import (DEFAULT_MAX_PIXELS, MAX_ASPECT, MAX_PIXELS_ENV, NOTES_KEY,  # noqa: F401 (public here)
+                           WARNINGS_LOCK, add_note, check_size, load_notes, max_pixels, note_if_flat,
+                           release_memory, too_large_message)
 from .pixel_scaling import scale_to_uint8
 
 NOT_AN_IMAGE = "This file is not an image CAMscope can read (PNG, JPEG, WebP, BMP, TIFF, GIF or DICOM)."
