@@ -74,7 +74,7 @@ def _inflated(data: bytes) -> io.BytesIO:
     out = io.BytesIO()
     out.write(data[:132])
     write_file_meta_info(out, meta, enforce_standard=False)
-    cap, inflater = MAX_INFLATED_MB * 2**20, zlib.decompressobj(-zlib.MAX_WBITS)
+    cap, inflater = int(MAX_INFLATED_MB * 2**20), zlib.decompressobj(-zlib.MAX_WBITS)
     view, written, step = memoryview(data)[start:], 0, 1 << 20  # 1 MiB in, at most 1 MiB out per call
     for at in range(0, len(view), step):
         chunk = inflater.decompress(view[at:at + step], min(step, cap + 1 - written))

@@ -179,6 +179,21 @@ def test_scaled_pixels_are_hand_computed():
     assert load_notes(load_image(BY_NAME["ct.dcm"].data)) == []  # an ordinary file carries no note
 
 
+def test_a_deflated_dicom_is_inflated_under_a_cap(monkeypatch):
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    import explainers.dicom_read as dicom_read
+
+    pixels = np.tile(np.arange(64) * 60, (64, 1))  # a ramp: 0..3780, repeated on every row
+    deflated = dicom(pixels, bits_stored=12, syntax=DeflatedExplicitVRLittleEndian)
+    plain = dicom(pixels, bits_stored=12)
+    assert len(deflated) < len(plain) / 2  # really deflated by pydicom
+    assert np.array_equal(np.asarray(load_image(deflated)), np.asarray(load_image(plain)))
+    monkeypatch.setattr(dicom_read, "MAX_INFLATED_MB", 0.004)  # 4 KB: less than its 8 KB of pixels
+    with pytest.raises(ImageError, match="inflates to more than 0.004 MB"):
+        load_image(deflated)
+
+
 def test_max_pixels_setting_works_both_ways(monkeypatch):
     from tests.corpus import _bomb_png
 
