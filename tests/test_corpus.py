@@ -336,3 +336,14 @@ def test_exports_carry_no_metadata():
         for exported in (to_png_bytes(image), to_png_bytes(overlay(image, np.ones((8, 8)), 0.5, "jet"))):
             assert _png_chunks(exported) == [b"IHDR", b"IDAT", b"IEND"]
             assert b"Doe" not in exported
+
+
+def test_app_dataset_upload_with_a_bad_entry_name():
+    from tests.test_app_confusion import DATASET, open_page
+    from ui import dataset as dataset_page
+
+    case = next(c for c in HOSTILE if c.name == "bad-utf8-name.zip")
+    at = open_page(DATASET)
+    at.file_uploader(key=dataset_page.UPLOAD).upload(case.name, case.make(), "application/zip").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(case.error in e.value for e in at.error), [e.value for e in at.error]
