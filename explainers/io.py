@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import struct
-import threading
 import warnings
 from pathlib import Path
 from typing import BinaryIO, Union
@@ -15,12 +13,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .dicom import MAX_FRAMES, DicomImage, DicomInfo, is_dicom, read_dicom
 from .errors import ImageError
-
-MAX_PIXELS_ENV = "CAMSCOPE_MAX_PIXELS"
-DEFAULT_MAX_PIXELS = 50_000_000
-# A map of a 3000 x 2 strip squeezed into a square input means nothing, and such
-# strips cannot be drawn (they round to zero pixels high when shown at page width).
-MAX_ASPECT = 100
+from .image_limits import (DEFAULT_MAX_PIXELS, MAX_ASPECT, MAX_PIXELS_ENV, NOTES_KEY,  # noqa: F401 (public here)
+                           WARNINGS_LOCK, add_note, check_size, load_notes, max_pixels, note_if_flat,
+                           release_memory, too_large_message)
+from .pixel_scaling import scale_to_uint8
 
 NOT_AN_IMAGE = "This file is not an image CAMscope can read (PNG, JPEG, WebP, BMP, TIFF, GIF or DICOM)."
 EMPTY = "The image file is empty."
@@ -28,23 +24,7 @@ DAMAGED = "The image file is truncated or damaged."
 
 ImageSource = Union[str, Path, bytes, bytearray, BinaryIO]
 
-# warnings.catch_warnings changes process-wide state (Python 3.11); the lock keeps
-# concurrent loads from restoring each other's filters in the wrong order.
-_OPEN_LOCK = threading.Lock()
-
-
-def max_pixels() -> int:
-    """The largest image (width x height) accepted: env CAMSCOPE_MAX_PIXELS, default 50 megapixels."""
-    value = os.environ.get(MAX_PIXELS_ENV, "").strip()
-    if not value:
-        return DEFAULT_MAX_PIXELS
-    try:
-        limit = int(float(value))
-    except ValueError:
-        raise ImageError(f"{MAX_PIXELS_ENV} must be a number of pixels; it is {value!r}.") from None
-    if limit <= 0:
-        raise ImageError(f"{MAX_PIXELS_ENV} must be a positive number of pixels; it is {value!r}.")
-    return limit
+_OPEN_LOCK = WARNINGS_LOCK  # also held while Image.MAX_IMAGE_PIXELS is set to this deployment's limit
 
 
 def _open_source(source: ImageSource) -> Union[str, io.BytesIO]:
@@ -84,11 +64,13 @@ _MAGIC: list[tuple[bytes, str]] = [
 def sniff_format(header: bytes) -> str | None:
     """The format the file's first bytes announce ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF",
     "DICOM"), or None when it is none of the allowed ones."""
-    if is_dicom(header):  # checked first: a DICOM preamble may itself look like a TIFF header
-        return "DICOM"
     if header[:4] == b"RIFF" and header[8:12] == b"WEBP":
         return "WEBP"
-    return next((name for magic, name in _MAGIC if header.startswith(magic)), None)
+    found = next((name for magic, name in _MAGIC if header.startswith(magic)), None)
+    if found not in (None, "TIFF"):  # a PNG may hold 'DICM' at byte 128 by chance; its own magic decides
+        return found
+    # a DICOM preamble may itself be a TIFF header (dual-format files): 'DICM' wins over TIFF
+    return "DICOM" if is_dicom(header) else found
 
 
 def _header(opened: Union[str, io.BytesIO]) -> bytes:
@@ -102,7 +84,8 @@ def load_image(source: ImageSource, frame: int = 0, window: tuple[float, float] 
     """Read an image and return it as a fully decoded RGB image.
 
     EXIF orientation is applied; transparency is composited on white; 16-bit and
-    float images are scaled to 8 bits by their actual maximum; only the first
+    float images are scaled to 8 bits by their actual maximum (over their whole finite range when
+    it goes below zero; NaN and infinite pixels become black); only the first
     frame of an animated or multi-page file is kept (files with more than
     MAX_FRAMES frames are refused). DICOM goes through its modality LUT and VOI window.
 
@@ -112,7 +95,8 @@ def load_image(source: ImageSource, frame: int = 0, window: tuple[float, float] 
         window: DICOM only: (center, width) instead of the file's own window.
 
     Returns:
-        An RGB ``PIL.Image.Image`` with its pixels loaded.
+        An RGB ``PIL.Image.Image`` with its pixels loaded. ``load_notes(image)`` lists what was
+        done to the pixels that the user must know (rescaled range, NaN replaced, one flat colour).
 
     Raises:
         ImageError: missing, empty, truncated, not an image, or too large.
@@ -126,22 +110,31 @@ def load_image(source: ImageSource, frame: int = 0, window: tuple[float, float] 
         data = opened.getvalue() if isinstance(opened, io.BytesIO) else Path(opened).read_bytes()
         return read_dicom(data, frame=frame, window=window, max_pixels=limit).image
     try:
+        return _load_pillow(opened, kind, limit)
+    finally:
+        release_memory()  # a large decode must not leave the server holding its peak
+
+
+def _load_pillow(opened: Union[str, io.BytesIO], kind: str, limit: int) -> Image.Image:
+    try:
         with _OPEN_LOCK, warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(opened, formats=[kind])
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(_too_large_message(None, limit)) from None
+            # Pillow's own check uses this deployment's limit, so the setting works both ways (Pillow's
+            # default, 89.5 MP, would cap it); its warning (limit .. 2 x limit) is left to check_size
+            # below, which names the size; its error (over 2 x limit) is caught here.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, limit
+            try:
+                image = Image.open(opened, formats=[kind])
+            finally:
+                Image.MAX_IMAGE_PIXELS = pillow_limit
+    except Image.DecompressionBombError:
+        raise ImageError(too_large_message(None, limit)) from None
     except UnidentifiedImageError:
-        raise ImageError(NOT_AN_IMAGE) from None
+        raise ImageError(_unsupported_tiff(opened) if kind == "TIFF" else NOT_AN_IMAGE) from None
     except (OSError, SyntaxError, ValueError, EOFError):
         raise ImageError(DAMAGED) from None
     with image:
-        width, height = image.size
-        if width * height > limit:
-            raise ImageError(_too_large_message((width, height), limit))
-        if max(width, height) > MAX_ASPECT * min(width, height):
-            raise ImageError(f"The image is too narrow ({width} x {height} pixels): CAMscope reads images "
-                             f"whose width and height are at most {MAX_ASPECT} times apart.")
+        check_size(*image.size, limit)
         frames = getattr(image, "n_frames", 1)
         if frames > MAX_FRAMES:  # counting frames reads headers only; this bounds work on hostile files
             raise ImageError(f"The file has {frames:,} frames; CAMscope reads files with up to {MAX_FRAMES:,}.")
@@ -151,9 +144,36 @@ def load_image(source: ImageSource, frame: int = 0, window: tuple[float, float] 
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error):
             # PIL's decoders report corrupt data with any of these
             raise ImageError(DAMAGED) from None
-        rgb = _to_rgb(_oriented(image))
+        oriented = _oriented(image)
+        rgb, notes = _to_rgb(oriented)
+        oriented.close()
     rgb.info.clear()  # no EXIF, ICC profile or text travels on: exports carry no metadata
+    for note in notes:
+        add_note(rgb, note)
+    note_if_flat(rgb)
     return rgb
+
+
+def _unsupported_tiff(opened: Union[str, io.BytesIO]) -> str:
+    """Why Pillow could not open a TIFF, when its first page's tags tell (e.g. 64-bit floats)."""
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+    try:
+        with (open(opened, "rb") if isinstance(opened, str) else io.BytesIO(opened.getvalue())) as file:
+            header = file.read(8)
+            directory = ImageFileDirectory_v2(header)
+            file.seek(directory.next)
+            directory.load(file)
+        bits = directory.get(258, (8,))
+        fmt = directory.get(339, (1,))
+        bits, fmt = (bits[0] if isinstance(bits, tuple) else bits), (fmt[0] if isinstance(fmt, tuple) else fmt)
+    except Exception:  # a TIFF too damaged to read its tags: the plain sentence stands
+        return NOT_AN_IMAGE
+    kinds = {1: "unsigned whole", 2: "signed whole", 3: "floating-point"}
+    if fmt in kinds and (bits, fmt) not in ((8, 1), (16, 1), (16, 2), (32, 1), (32, 2), (32, 3)):
+        return (f"This TIFF holds {bits}-bit {kinds[fmt]} numbers, which CAMscope cannot read: save it "
+                "with 8 or 16 bits per channel, or as 32-bit floating point.")
+    return NOT_AN_IMAGE
 
 
 def _oriented(image: Image.Image) -> Image.Image:
@@ -163,30 +183,28 @@ def _oriented(image: Image.Image) -> Image.Image:
         return image
 
 
-def _too_large_message(size: tuple[int, int] | None, limit: int) -> str:
-    found = f" ({size[0]} x {size[1]} pixels)" if size else ""
-    return (f"The image is too large{found}: CAMscope reads images up to {limit:,} pixels "
-            f"(set {MAX_PIXELS_ENV} to change this).")
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any PIL mode to RGB: alpha over white, high bit depths scaled by their max."""
+def _to_rgb(image: Image.Image) -> tuple[Image.Image, list[str]]:
+    """Convert any PIL mode to RGB, with the notes on what was done: alpha over white, high bit
+    depths and floats scaled to 0..255 (see pixel_scaling). Large images are converted with one
+    extra copy at most (alpha is pasted in place; numbers are scaled by blocks of rows)."""
     mode = image.mode
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
+        rgba = image if mode == "RGBA" else image.convert("RGBA")
+        rgb, alpha = rgba.convert("RGB"), rgba.getchannel("A")
+        if rgba is not image:
+            rgba.close()
+        image.close()  # the decoded file is no longer needed: free it before the next copy
+        alpha = alpha.point(lambda value: 255 - value)  # paste below blends white in by this mask
+        rgb.paste((255, 255, 255), (0, 0, *rgb.size), alpha)
+        return rgb, []
     if mode.startswith("I") or mode == "F":
-        values = np.asarray(image, dtype=np.float64)
-        top = float(values.max()) if values.size else 0.0
-        if mode == "F" and values.size and values.min() >= 0.0 and top <= 1.0:
-            top = 1.0  # a float image already in [0, 1]
-        scaled = np.clip(values, 0.0, None) * (255.0 / top) if top > 0 else np.zeros_like(values)
-        gray = Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8))
-        return gray.convert("RGB")
+        values = np.asarray(image)
+        image.close()
+        gray, notes = scale_to_uint8(values, unit_floats=mode == "F")
+        return Image.fromarray(gray).convert("RGB"), notes
     if mode == "RGB":
-        return image.copy()
-    return image.convert("RGB")  # L, 1, P, CMYK, YCbCr, ...
+        return image.copy(), []
+    return image.convert("RGB"), []  # L, 1, P, CMYK, YCbCr, ...
 
 
 def image_sha256(image: Image.Image) -> str:

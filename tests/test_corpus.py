@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,9 +16,11 @@ from PIL import Image
 
 from explainers.dicom import MAX_FRAMES
 from explainers.errors import ImageError
-from explainers.io import dicom_info, load_dicom, load_image, sniff_format
+from explainers.io import NOTES_KEY, dicom_info, load_dicom, load_image, load_notes, sniff_format
 
+from tests import corpus_hostile
 from tests.corpus import PATIENT, Case, build, dicom
+from tests.corpus_hostile import dicom_with
 
 CASES = build()
 BY_NAME = {c.name: c for c in CASES}
@@ -122,6 +129,111 @@ def test_dicom_headers_are_not_logged_or_returned(caplog):
     assert PATIENT not in caplog.text and "31337" not in caplog.text
 
 
+# --- hostile inputs: bounded memory and time, honest pixels, plain sentences ---------------------------
+
+HOSTILE = corpus_hostile.build()
+
+
+@pytest.fixture(scope="module")
+def hostile_results(tmp_path_factory) -> dict:
+    """Every hostile case read in a forked child of one subprocess (tests/hostile_probe.py)."""
+    folder = tmp_path_factory.mktemp("hostile")
+    jobs = []
+    for case in HOSTILE:
+        (folder / case.name).write_bytes(case.make())
+        jobs.append([case.reader, str(folder / case.name)])
+    (folder / "jobs.json").write_text(json.dumps(jobs))
+    probe = Path(__file__).parent / "hostile_probe.py"
+    done = subprocess.run([sys.executable, str(probe), str(folder / "jobs.json")], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return dict(zip((c.name for c in HOSTILE), json.loads(done.stdout.strip().splitlines()[-1])))
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=lambda c: c.name)
+def test_hostile_input_is_bounded_and_explained(case, hostile_results):
+    result = hostile_results[case.name]
+    assert result["outcome"] == ("refused" if case.error else "ok"), result
+    assert (case.error or "") in result["message"]
+    assert (case.note or "") in result["note"], result
+    assert result["peak_mb"] <= case.max_mb, result
+    assert result["seconds"] <= case.max_s, result
+
+
+def test_scaled_pixels_are_hand_computed():
+    by_name = {c.name: c for c in HOSTILE}
+    gray = {  # finite range, NaN/Inf black; from 0 up: by the max (floats within [0, 1]: by 1)
+        "nan.tif": [[0, 128], [255, 0]], "inf.tif": [[0, 128], [255, 0]],
+        "negative.tif": [[0, 85], [170, 255]],  # -4..-1: (v + 4) * 85
+        "signed16.tif": [[0, 64], [128, 255]],  # -1000..3000: (v + 1000) * 255 / 4000
+        "window-nan.dcm": [[0, 85], [170, 255]],  # 0..300 HU, the header's window unusable: the data's range
+        "window-text.dcm": [[0, 85], [170, 255]],
+    }
+    for name, expected in gray.items():
+        image = load_image(by_name[name].make())
+        assert np.asarray(image)[..., 0].tolist() == expected, name
+        assert load_notes(image), name
+    palette = np.asarray(load_image(by_name["palette.dcm"].make()))
+    assert palette[0, 0].tolist() == [255, 0, 0] and palette[0, 1].tolist() == [0, 0, 255]
+    assert np.asarray(load_image(by_name["dicm-at-128.png"].make()))[0, :4, 0].tolist() == [0, 1, 2, 3]
+    assert load_notes(load_image(BY_NAME["ct.dcm"].data)) == []  # an ordinary file carries no note
+
+
+def test_a_deflated_dicom_is_inflated_under_a_cap(monkeypatch):
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    import explainers.dicom_read as dicom_read
+
+    pixels = np.tile(np.arange(64) * 60, (64, 1))  # a ramp: 0..3780, repeated on every row
+    deflated = dicom(pixels, bits_stored=12, syntax=DeflatedExplicitVRLittleEndian)
+    plain = dicom(pixels, bits_stored=12)
+    assert len(deflated) < len(plain) / 2  # really deflated by pydicom
+    assert np.array_equal(np.asarray(load_image(deflated)), np.asarray(load_image(plain)))
+    monkeypatch.setattr(dicom_read, "MAX_INFLATED_MB", 0.004)  # 4 KB: less than its 8 KB of pixels
+    with pytest.raises(ImageError, match="inflates to more than 0.004 MB"):
+        load_image(deflated)
+
+
+def test_max_pixels_setting_works_both_ways(monkeypatch):
+    from tests.corpus import _bomb_png
+
+    header_only = _bomb_png(10_000, 9_500)  # 95 MP, past Pillow's own 89.5 MP check; no pixel data
+    with pytest.raises(ImageError, match="up to 50,000,000 pixels"):
+        load_image(header_only)
+    monkeypatch.setenv("CAMSCOPE_MAX_PIXELS", "100000000")
+    with pytest.raises(ImageError) as raised:  # past the size checks: it fails only for its missing data
+        load_image(header_only)
+    assert "truncated or damaged" in str(raised.value)
+    monkeypatch.setenv("CAMSCOPE_MAX_PIXELS", "90000000")
+    with pytest.raises(ImageError, match="up to 90,000,000 pixels"):
+        load_image(header_only)
+
+
+def test_dicom_header_values_reach_no_log_or_warning(caplog):
+    import warnings
+
+    data = dicom_with(SpecificCharacterSet=("CS", "DOE_JANE"), WindowCenter=("DS", "DOE_JANE_W"))
+    jpeg12 = corpus_hostile.jpeg12_dicom()
+    caplog.clear()  # building the files may log; only reading them counts
+    caplog.set_level(logging.DEBUG)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_image(data)
+        with pytest.raises(ImageError, match="pylibjpeg"):  # pydicom's decoders log their failures
+            load_image(jpeg12)
+    assert "DOE_JANE" not in caplog.text and not [w for w in caught if "DOE_JANE" in str(w.message)]
+    assert not [r for r in caplog.records if r.name.startswith("pydicom")], caplog.text
+
+
+def test_a_legacy_format_checkpoint_still_loads(tmp_path):
+    import torch
+
+    from explainers.models.user import read_state_dict
+
+    torch.save({"w": torch.arange(3.0)}, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    assert read_state_dict(tmp_path / "old.pt")["w"].tolist() == [0.0, 1.0, 2.0]
+
+
 # --- the app -----------------------------------------------------------------------------------------
 
 streamlit = pytest.importorskip("streamlit")
@@ -158,6 +270,20 @@ def test_app(case):
         assert any(case.error in e.value for e in at.error), [e.value for e in at.error]
         assert not panel_captions(at)
     assert PATIENT not in texts(at) and "31337" not in texts(at)
+
+
+@pytest.mark.parametrize("case", [c for c in HOSTILE if c.app], ids=lambda c: c.name)
+def test_app_hostile(case):
+    at = upload(case.name, case.make())
+    assert not at.exception, [e.value for e in at.exception]
+    if case.error:
+        assert any(case.error in e.value for e in at.error), [e.value for e in at.error]
+        assert not panel_captions(at)
+    else:
+        assert_clean(at)
+        assert panel_captions(at), f"{case.name}: no heatmap"
+        if case.note:  # what was done to the pixels is on the screen, next to the picture explained
+            assert any(case.note in w.value for w in at.warning), [w.value for w in at.warning]
 
 
 def test_app_dicom_window_and_frame_controls():
@@ -206,7 +332,18 @@ def test_exports_carry_no_metadata():
     Image.new("RGB", (8, 8)).save(png, format="PNG", pnginfo=text, icc_profile=icc)
     for data in (buffer.getvalue(), png.getvalue()):
         image = load_image(data)
-        assert image.info == {}
+        assert set(image.info) <= {NOTES_KEY}  # only CAMscope's own notes on the reading (a flat picture here)
         for exported in (to_png_bytes(image), to_png_bytes(overlay(image, np.ones((8, 8)), 0.5, "jet"))):
             assert _png_chunks(exported) == [b"IHDR", b"IDAT", b"IEND"]
             assert b"Doe" not in exported
+
+
+def test_app_dataset_upload_with_a_bad_entry_name():
+    from tests.test_app_confusion import DATASET, open_page
+    from ui import dataset as dataset_page
+
+    case = next(c for c in HOSTILE if c.name == "bad-utf8-name.zip")
+    at = open_page(DATASET)
+    at.file_uploader(key=dataset_page.UPLOAD).upload(case.name, case.make(), "application/zip").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(case.error in e.value for e in at.error), [e.value for e in at.error]

@@ -176,14 +176,16 @@ def test_pixel_limit_from_environment(tmp_path, monkeypatch):
 
 
 def test_pil_decompression_bomb_becomes_image_error(tmp_path, monkeypatch):
+    """Pillow's own bomb check runs at CAMSCOPE_MAX_PIXELS (not at its 89.5 MP default) and never escapes."""
     path = tmp_path / "bomb.png"
     Image.new("L", (100, 100)).save(path)
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # warning above 1000, error above 2000
-    with pytest.raises(ImageError, match="too large"):
+    monkeypatch.setenv("CAMSCOPE_MAX_PIXELS", "1000")  # Pillow: warning above 1000, error above 2000
+    with pytest.raises(ImageError, match="too large: CAMscope reads images up to 1,000 pixels"):
         load_image(path)
-    Image.new("L", (40, 40)).save(path)  # 1600: only PIL's warning, which is refused too
-    with pytest.raises(ImageError, match="too large"):
+    Image.new("L", (40, 40)).save(path)  # 1600: only Pillow's warning; refused by CAMscope's own check
+    with pytest.raises(ImageError, match=r"too large \(40 x 40 pixels\).*1,000 pixels"):
         load_image(path)
+    assert Image.MAX_IMAGE_PIXELS == 89_478_485  # Pillow's setting is restored for everyone else
 
 
 def test_image_sha256_depends_on_pixels_only():

@@ -7,8 +7,9 @@ import streamlit as st
 from PIL import Image
 
 from explainers.comparisons import layers_in_range, stage_layers
-from explainers.dicom import is_dicom
 from explainers.errors import ExplainerError
+from explainers.image_limits import load_notes
+from explainers.io import sniff_format
 from explainers.layers import LayerInfo
 from explainers.methods.catalog import list_methods
 from explainers.models import MANIFEST_ERRORS
@@ -24,7 +25,15 @@ def image_picker(errors: list[str]) -> tuple[Optional[Image.Image], str, str]:
     """Sidebar: gallery, upload or camera. Returns (image, pixel hash, name); image None if none.
 
     A file that cannot be read adds a sentence to ``errors`` (shown by app.py); the app keeps working.
+    What was done to its pixels (rescaled range, NaN replaced, one flat colour) is shown as a warning.
     """
+    image, sha, name = _picked_image(errors)
+    for note in load_notes(image) if image is not None else []:
+        st.warning(note)
+    return image, sha, name
+
+
+def _picked_image(errors: list[str]) -> tuple[Optional[Image.Image], str, str]:
     source = st.radio("Image source", state.SOURCES, key=state.SOURCE, horizontal=True)
     if source == "Gallery":
         title = st.selectbox("Sample image", list(state.GALLERY), key=state.GALLERY_CHOICE)
@@ -36,7 +45,7 @@ def image_picker(errors: list[str]) -> tuple[Optional[Image.Image], str, str]:
         if upload is None:
             return None, "", ""
         name, data = upload.name, upload.getvalue()
-        if is_dicom(data[:132]):  # decoded with its window and frame controls, never cached by file
+        if sniff_format(data[:132]) == "DICOM":  # decoded with its window and frame controls, never cached by file
             return dicom_controls.dicom_image(name, data, errors)
     else:
         shot = st.camera_input("Take a picture", key=state.CAMERA)

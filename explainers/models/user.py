@@ -16,6 +16,7 @@ from typing import Optional, Sequence, Union
 import torch
 
 from ..errors import ModelError, UnsafeCheckpointError
+from .checkpoint_guard import check_torch_file
 from .spec import ModelSpec, Preprocessing
 from .zoo import zoo_entry
 
@@ -81,6 +82,7 @@ def refuse_code_archives(path: Path) -> None:
 
 
 def _torch_load(path: Path) -> object:
+    check_torch_file(path)  # sizes from the zip index: nothing is inflated or unpickled yet
     refuse_code_archives(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
