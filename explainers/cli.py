@@ -115,7 +115,7 @@ def run_explain(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     image = load_image(args.image)  # before importing torch: a bad file fails in a blink
     timings["load_image"] = time.perf_counter() - t0
-    from .explain import explain
+    from .pipeline import explain
     from .models import load_model
 
     t0 = time.perf_counter()

@@ -41,7 +41,7 @@ def run_report(args: argparse.Namespace) -> int:
         raise ExplainerError(f"--opacity must be between 0 and 1, not {args.opacity}")
     colorize([[0.0]], args.colormap)  # a bad colormap fails before the slow part
     image = load_image(args.image, frame=args.frame, window=tuple(args.window) if args.window else None)
-    from .explain import explain
+    from .pipeline import explain
     from .models import load_model
     from .report import build_report
 

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from explainers.explain import explain  # noqa: E402
+from explainers.pipeline import explain  # noqa: E402
 from tests.labelled_set import CUP, EGYPTIAN_CAT, ESPRESSO, TABBY, write_folder, zip_bytes  # noqa: E402
 from tests.test_app import APP, assert_clean, plotly_array  # noqa: E402
 from ui import compare_views, loaders, state  # noqa: E402

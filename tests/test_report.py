@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from explainers.cli import main
-from explainers.explain import explain
+from explainers.pipeline import explain
 from explainers.io import image_sha256
 from explainers.report import INTENDED_USE, build_report, map_sha256
 

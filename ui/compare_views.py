@@ -13,7 +13,7 @@ import streamlit as st
 from PIL import Image
 
 from explainers.comparisons import class_difference, colorize_signed
-from explainers.explain import explain, on_grid
+from explainers.pipeline import explain, on_grid
 from explainers.methods.catalog import list_methods
 from explainers.models.spec import LoadedModel
 from explainers.render import normalize_maps, overlay

@@ -16,7 +16,7 @@ from explainers.batch import explain_batch
 from explainers.class_names import map_folders
 from explainers.confusion import ConfusionMatrix, DatasetPredictions, predict_dataset
 from explainers.dataset import Dataset, DatasetError, DatasetLimits, read_dataset
-from explainers.explain import on_grid
+from explainers.pipeline import on_grid
 from explainers.io import load_image
 from explainers.models.spec import LoadedModel
 from explainers.render import overlay

@@ -17,7 +17,7 @@ import streamlit as st
 from PIL import Image
 
 from explainers.errors import ExplainerError
-from explainers.explain import explain, on_grid, predict
+from explainers.pipeline import explain, on_grid, predict
 from explainers.io import image_sha256, load_image
 from explainers.layers import LayerInfo, list_layers
 from explainers.models import list_models, load_model

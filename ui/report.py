@@ -12,7 +12,7 @@ from typing import Callable, Mapping, Optional, Sequence
 import streamlit as st
 from PIL import Image
 
-from explainers.explain import explain, predict
+from explainers.pipeline import explain, predict
 from explainers.models.spec import LoadedModel
 from explainers.report import build_report
 from explainers.results import CamResult
