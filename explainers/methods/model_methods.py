@@ -8,15 +8,24 @@ from __future__ import annotations
 import math
 from typing import Callable, Optional, Sequence
 
+import functools
+import types
+
 import numpy as np
 import torch
+import tqdm
 from pytorch_grad_cam import AblationCAM, FullGrad, ShapleyCAM
+from pytorch_grad_cam import ablation_cam as _library_ablation_cam
 from pytorch_grad_cam.ablation_layer import AblationLayer, AblationLayerVit
 from torch import nn
 
 from ..clones import shell_clone
 
 Progress = Optional[Callable[[float, str], None]]
+
+# The library's Ablation-CAM loop prints a tqdm bar to stderr (the server log) and has no switch;
+# progress is reported through _ReportingModel instead. Set once at import: no per-call race.
+_library_ablation_cam.tqdm = types.SimpleNamespace(tqdm=functools.partial(tqdm.tqdm, disable=True))
 
 
 class _ReportingModel(nn.Module):
