@@ -18,10 +18,12 @@ from .methods import model_methods
 from .methods.catalog import MethodSpec, resolve_method
 from .methods.shared_pass import forward_capture, layer_gradients, shared_cam, to_numpy_map
 from .models.spec import LoadedModel
+from .progress import MethodProgress, Progress, ProgressTracker
 from .results import CamResult, Explanation, Prediction
 from .targets import ClassTarget, ContrastTarget, Target, build_targets, finer_target
 
-Progress = Optional[Callable[[float, str], None]]
+ResultSink = Optional[Callable[[list[CamResult]], None]]
+UNITS = {"scorecam": "masked pass", "ablationcam": "ablation pass"}  # the others count maps
 FULL_MODEL_LAYER = "(whole model)"  # FullGrad uses every bias layer, not the chosen one
 
 
@@ -68,7 +70,7 @@ def on_grid(raw: np.ndarray, width: int, height: int) -> np.ndarray:
 def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("gradcam",),
             classes: Sequence[int] | None = None, top_k: int | None = None,
             contrast: tuple[int, int] | None = None, layers: Sequence[str] | None = None,
-            progress: Progress = None, batch_size: int = 16) -> Explanation:
+            progress: Progress = None, batch_size: int = 16, on_result: ResultSink = None) -> Explanation:
     """Explain ``image`` with several methods, layers and targets at once.
 
     All one-pass methods (Grad-CAM, HiResCAM, Grad-CAM++, ...) share ONE forward
@@ -81,8 +83,11 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
         classes / top_k: which classes to explain (default: the top-1 class).
         contrast: (A, B) adds a map for "A rather than B" (logit A minus logit B).
         layers: module names (default: the model's recommended layer).
-        progress: called with (fraction done, what is running) during slow methods.
+        progress: called with (fraction done, what is running), from 0, with counts and the time
+            left during slow methods (see ``explainers.progress``).
         batch_size: masked passes per batch for Score-CAM and Ablation-CAM.
+        on_result: called with each method's results as soon as that method is done (the one-pass
+            methods together), so a caller can keep them if the call is interrupted later.
     Returns:
         An Explanation with one CamResult per (method, layer, target).
     """
@@ -104,7 +109,6 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
     results: list[CamResult] = []
     timings: dict[str, float] = {}
     jobs = [s for s in specs if s.kind != "shared"]
-    report = _Reporter(progress, 1 + len(jobs))
 
     with plain_out_of_memory(model.device, "this explanation"), borrowed_clone(model.module) as clone:
         start = time.perf_counter()
@@ -125,6 +129,9 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
         del capture  # frees the graph
         make = ResultMaker(model, logits, width, height)
 
+        tracker = ProgressTracker(progress, {s.display_name: _plan(s, acts, layer_names, len(targets))
+                                             for s in jobs})
+        tracker.start()
         shared_specs = [s for s in specs if s.kind == "shared"]
         n_shared = max(len(shared_specs) * len(targets) * len(layer_names), 1)
         for spec in shared_specs:
@@ -133,46 +140,67 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
                     t0 = time.perf_counter()
                     raw = shared_cam(spec.library_class, acts[n], grads.get((t_i, n)), [target])
                     results.append(make(spec, n, target, raw, time.perf_counter() - t0 + shared_time / n_shared))
-        report.step("one-pass methods done")
+        if results and on_result is not None:
+            on_result(list(results))
 
         for spec in jobs:
             t0 = time.perf_counter()
-            sub = report.sub(spec.display_name)
+            counter, made = tracker.method(spec.display_name), []
             for n in ([FULL_MODEL_LAYER] if spec.key == "fullgrad" else layer_names):
-                raws = _run_job(spec, clone, model, n, x, acts.get(n), targets, grads, logits, batch_size, sub)
+                raws = _run_job(spec, clone, model, n, x, acts.get(n), targets, grads, logits, batch_size, counter)
                 elapsed = (time.perf_counter() - t0) / max(len(raws), 1)
-                results.extend(make(spec, n, t, raw, elapsed) for t, raw in zip(targets, raws))
+                made.extend(make(spec, n, t, raw, elapsed) for t, raw in zip(targets, raws))
             timings[spec.key] = time.perf_counter() - t0
-            report.step(f"{spec.display_name} done")
+            results.extend(made)
+            tracker.finish(spec.display_name)
+            if on_result is not None:
+                on_result(made)
 
     return Explanation(model=model.name, image_size=(width, height), input_size=tuple(x.shape[-2:]),
                        predictions=_predictions(model, logits), results=results, timings=timings)
 
 
+def _plan(spec: MethodSpec, acts: dict[str, np.ndarray], layers: Sequence[str], n_targets: int) -> tuple[int, str]:
+    """(upper bound of the units of work, unit name) of one slow method: its masked passes, else its maps."""
+    channels = [acts[n].shape[1] for n in layers]  # (1, C, h, w) per layer
+    if spec.key == "scorecam":  # one sweep for all targets; constant channels run once (fewer)
+        return sum(channels), UNITS[spec.key]
+    if spec.key == "ablationcam":
+        return sum(channels) * n_targets, UNITS[spec.key]
+    return (1 if spec.key == "fullgrad" else len(layers)) * n_targets, "map"
+
+
 def _run_job(spec: MethodSpec, clone: torch.nn.Module, model: LoadedModel, layer: str, x: torch.Tensor,
              acts: np.ndarray | None, targets: list[Target], grads: dict, logits: torch.Tensor,
-             batch_size: int, progress: Progress) -> list[np.ndarray]:
+             batch_size: int, counter: MethodProgress) -> list[np.ndarray]:
     """One slow method for every target at one layer; returns one raw map per target."""
     reshape = model.spec.reshape_transform
     if spec.key == "scorecam":
-        return model_methods.score_cam(clone, x, acts, targets, batch_size, progress)
+        return model_methods.score_cam(clone, x, acts, targets, batch_size, counter.call(acts.shape[1]))
     if spec.key == "ablationcam":
-        return [model_methods.ablation_cam(clone, layer, x, acts, t, reshape, batch_size, progress) for t in targets]
+        return [model_methods.ablation_cam(clone, layer, x, acts, t, reshape, batch_size, counter.call(acts.shape[1]))
+                for t in targets]
+    out = []
+    for t_i, t in enumerate(targets):
+        out.append(_one_map(spec, clone, model, layer, x, acts, t_i, t, grads, logits))
+        counter.step()
+    return out
+
+
+def _one_map(spec: MethodSpec, clone: torch.nn.Module, model: LoadedModel, layer: str, x: torch.Tensor,
+             acts: np.ndarray | None, t_i: int, target: Target, grads: dict, logits: torch.Tensor) -> np.ndarray:
+    """The raw map of a method that makes one map per call (FullGrad, ShapleyCAM, Finer-CAM, guided)."""
     if spec.key in ("fullgrad", "shapleycam"):
-        return [model_methods.library_full_map(spec.key, clone, layer, x, t, reshape) for t in targets]
+        return model_methods.library_full_map(spec.key, clone, layer, x, target, model.spec.reshape_transform)
     if spec.key == "finercam":
         gradcam = resolve_method("gradcam").library_class
-        return [shared_cam(gradcam, acts, grads[("finer", t_i, layer)], [finer_target(logits, t.index)])
-                for t_i, t in enumerate(targets)]
+        return shared_cam(gradcam, acts, grads[("finer", t_i, layer)], [finer_target(logits, target.index)])
     if spec.key in ("guided_backprop", "guided_gradcam"):
-        out = []
-        for t_i, t in enumerate(targets):
-            sal = guided_methods.saliency(guided_methods.guided_backprop(clone, x, t))  # (H_in, W_in)
-            if spec.key == "guided_gradcam":
-                cam = shared_cam(resolve_method("gradcam").library_class, acts, grads[(t_i, layer)], [t])
-                sal = sal * on_grid(cam, sal.shape[1], sal.shape[0])
-            out.append(sal)
-        return out
+        sal = guided_methods.saliency(guided_methods.guided_backprop(clone, x, target))  # (H_in, W_in)
+        if spec.key == "guided_gradcam":
+            cam = shared_cam(resolve_method("gradcam").library_class, acts, grads[(t_i, layer)], [target])
+            sal = sal * on_grid(cam, sal.shape[1], sal.shape[0])
+        return sal
     raise MethodError(f"Method {spec.display_name} is registered but has no implementation.")
 
 
@@ -193,21 +221,3 @@ class ResultMaker:
             probability=float(self.probs[target.index]), raw=raw,
             map=on_grid(raw, self.width, self.height), seconds=float(seconds),
             contrast_index=other, contrast_name=cats[other] if other is not None else None)
-
-
-class _Reporter:
-    """Maps each stage's own 0..1 progress onto the whole call's 0..1."""
-
-    def __init__(self, progress: Progress, stages: int) -> None:
-        self.progress, self.stages, self.done = progress, stages, 0
-
-    def step(self, label: str) -> None:
-        self.done += 1
-        if self.progress is not None:
-            self.progress(min(self.done / self.stages, 1.0), label)
-
-    def sub(self, label: str) -> Progress:
-        if self.progress is None:
-            return None
-        base, share = self.done / self.stages, 1 / self.stages
-        return lambda fraction, text=label: self.progress(min(base + share * fraction, 1.0), f"{label}: {text}")

@@ -4,7 +4,8 @@ Explanations are cached per (model, weights, image hash, layer, class, method): 
 cache entry is ONE method's CamResult, so adding a method to the page computes only
 that method, and coming back to an image is instant. The methods that are not cached
 yet are computed together in ONE ``explain()`` call, so the one-pass methods still
-share their single forward/backward pass.
+share their single forward/backward pass; each method is cached as soon as it is done,
+so a run stopped by a widget change keeps what it finished.
 """
 from __future__ import annotations
 
@@ -123,12 +124,16 @@ def explanations(model: LoadedModel, image: Image.Image, image_sha: str, layer: 
             missing.append(method)
     if missing and compute:
         ENGINE_CALLS += 1
-        result = explain(model, image, methods=missing, classes=[int(class_index)], layers=[layer],
-                         progress=progress)
-        computed = {r.method: r for r in result.results}
+
+        def keep(results: list[CamResult]) -> None:  # cached as each method ends: kept if the run is stopped
+            for r in results:
+                if r.method in missing and r.method not in found:
+                    _cam(*key, r.method, {r.method: r})
+                    found[r.method] = r
+
+        explain(model, image, methods=missing, classes=[int(class_index)], layers=[layer], progress=progress,
+                on_result=keep)
         for method in missing:
-            if method not in computed:
+            if method not in found:
                 raise ExplainerError(f"The engine returned no map for method {method!r}.")
-            _cam(*key, method, computed)
-            found[method] = computed[method]
     return {m: found[m] for m in methods if m in found}

@@ -141,14 +141,19 @@ def slow_methods(model: LoadedModel, image: Image.Image, image_sha: str, layer: 
     if not pending:
         return done
     names = ", ".join(specs[m].display_name for m in pending)
+    if done:
+        st.caption("Kept from an earlier run: " + ", ".join(specs[m].display_name for m in done) + ".")
     if not st.button(f"Compute {names}", key=state.RUN_SLOW, type="primary"):
         st.caption("They are computed only when you press the button, then kept for this image.")
         return done
-    slot = st.empty()
+    # The run's own status (the toolbar's running indicator is hidden: toolbarMode "minimal").
+    # Each method is kept as soon as it ends: changing a control stops the run, not what it finished.
+    with st.status(f"Running {names}…", expanded=True) as status:
+        bar = st.progress(0.0, text="Starting…")
 
-    def progress(fraction: float, message: str) -> None:
-        slot.progress(min(max(float(fraction), 0.0), 1.0), text=message)
+        def progress(fraction: float, message: str) -> None:
+            bar.progress(min(max(float(fraction), 0.0), 1.0), text=message)
 
-    done = loaders.explanations(model, image, image_sha, layer, class_index, methods, progress=progress)
-    slot.empty()
+        done = loaders.explanations(model, image, image_sha, layer, class_index, methods, progress=progress)
+        status.update(label=f"Done: {names}", state="complete", expanded=False)
     return done
