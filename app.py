@@ -14,7 +14,7 @@ with st.sidebar:
     st.header("CAMscope")
     with shown_as_error():
         image, image_sha, image_name = widgets.image_picker(errors)
-        model = widgets.model_picker(errors)
+        model = widgets.fit_picker(widgets.model_picker(errors))
 for message in errors:  # in the main area, where they are seen; the pages say what is missing
     st.error(message)
 st.session_state[state.SELECTION] = state.Selection(image, image_sha, image_name, model)

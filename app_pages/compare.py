@@ -12,9 +12,7 @@ model, image, sha = chosen.model, chosen.image, chosen.image_sha256
 predictions = loaders.predictions(model.name, model.weights_sha256, sha, 5, model, image)
 seen, resized, chart = st.columns([1, 1, 1.4])
 seen.image(image, caption=f"As uploaded: {chosen.image_name}, {image.width} × {image.height}", width="stretch")
-height, width = model.preprocessing.input_size
-resized.image(model.preprocessing.resize(image), caption=f"As the model sees it: {width} × {height}",
-              width="stretch")
+resized.image(model.preprocessing.resize(image), caption=widgets.fit_notice(model, image), width="stretch")
 chart.plotly_chart(figures.top_k_chart(predictions), width="stretch", key="compare_top_k_chart")
 
 pick_class, pick_layer = st.columns([4, 3])

@@ -36,7 +36,7 @@ with st.spinner("Computing maps…"):
     results = views.cams(model, image, sha, method, classes=classes)
 cells = [(shown, f"Original · {image.width} × {image.height}")]
 cells += [(picture, f"{r.class_name} ({r.class_index}) · p={r.probability:.1%}")
-          for r, picture in zip(results, views.overlays(shown, results, opacity, colormap, shared))]
+          for r, picture in zip(results, views.overlays(shown, results, opacity, colormap, shared, model.preprocessing))]
 views.grid(cells)
 
 st.subheader("Why A rather than B?")
@@ -52,9 +52,9 @@ if a == b:
                  key="classes")
     st.stop()
 map_a, map_b, contrast = views.cams(model, image, sha, method, classes=[a, b], contrast=(a, b))
-a_overlay, b_overlay = views.overlays(shown, [map_a, map_b], opacity, colormap, shared=True)
+a_overlay, b_overlay = views.overlays(shown, [map_a, map_b], opacity, colormap, True, model.preprocessing)
 difference, largest = views.difference_overlay(shown, map_a, map_b, opacity)
-views.grid([(views.overlays(shown, [contrast], opacity, colormap, False)[0], f"{contrast.label} · "
+views.grid([(views.overlays(shown, [contrast], opacity, colormap, False, model.preprocessing)[0], f"{contrast.label} · "
              f"logit difference {contrast.score:+.2f}"),
             (difference, f"{map_a.class_name} − {map_b.class_name} · largest difference {largest:.2f}"),
             (a_overlay, f"A: {map_a.class_name} · p={map_a.probability:.1%}"),

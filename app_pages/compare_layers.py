@@ -34,7 +34,7 @@ with st.spinner("Computing maps…"):
     results = views.cams(model, image, sha, method, layers=layers, classes=[class_index])
 shown = views.display_image(sha, image)
 cells = [(shown, f"Original · {image.width} × {image.height}")]
-for r, picture in zip(results, views.overlays(shown, results, opacity, colormap, shared)):
+for r, picture in zip(results, views.overlays(shown, results, opacity, colormap, shared, model.preprocessing)):
     height, width = r.raw.shape
     star = " ★" if r.layer == model.target_layer else ""
     cells.append((picture, f"{r.layer}{star} · {height} × {width}"))

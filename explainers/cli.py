@@ -22,6 +22,7 @@ from .cli_dataset import add_dataset
 from .cli_evaluate import add_evaluate
 from .cli_report import add_report
 from .errors import ExplainerError
+from .fit import FITS
 
 PROG = "camscope"
 DEFAULT_MODEL = "efficientnet_lite0"
@@ -53,6 +54,10 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
                        help="class index(es) to explain (default: the top-1 class)")
     which.add_argument("--top-k", type=int, metavar="K", help="explain the K best-scoring classes")
     p.add_argument("--contrast", type=int, nargs=2, metavar=("A", "B"), help="also explain 'A rather than B'")
+    p.add_argument("--fit", choices=FITS, default="squash",
+                   help="how a non-square image meets the model's input: squash (whole image stretched, default), "
+                        "letterbox (whole image padded with the mean color) or crop (the model's own resize and "
+                        "centre crop; maps are NaN outside the crop)")
     p.add_argument("--colormap", default="jet", help="matplotlib colormap for the overlays (default: jet)")
     p.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity in [0, 1] (default: 0.5)")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
@@ -119,7 +124,7 @@ def run_explain(args: argparse.Namespace) -> int:
     from .models import load_model
 
     t0 = time.perf_counter()
-    model = load_model(args.model, device=args.device)
+    model = load_model(args.model, device=args.device).with_fit(args.fit)
     timings["load_model"] = time.perf_counter() - t0
     methods = args.method or ["gradcam"]
     t0 = time.perf_counter()
@@ -159,7 +164,7 @@ def run_explain(args: argparse.Namespace) -> int:
             "classes": list(dict.fromkeys(r.class_index for r in result.results)),
             "requested": {"classes": args.classes, "top_k": args.top_k, "contrast": args.contrast,
                           "layers": args.layer, "methods": methods},
-            "colormap": args.colormap, "opacity": args.opacity,
+            "colormap": args.colormap, "opacity": args.opacity, "fit": model.preprocessing.fit,
             "preprocessing": model.preprocessing.as_dict(), "device": str(model.device),
         },
         "versions": package_versions(),

@@ -17,7 +17,8 @@ from .methods import guided as guided_methods
 from .methods import model_methods
 from .methods.catalog import MethodSpec, resolve_method
 from .methods.shared_pass import forward_capture, layer_gradients, shared_cam, to_numpy_map
-from .models.spec import LoadedModel
+from .fit import normalized_on_image
+from .models.spec import LoadedModel, Preprocessing
 from .progress import MethodProgress, Progress, ProgressTracker
 from .results import CamResult, Explanation, Prediction
 from .targets import ClassTarget, ContrastTarget, Target, build_targets, finer_target
@@ -52,17 +53,27 @@ def _predictions(model: LoadedModel, logits: torch.Tensor, k: int = 5) -> list[P
     return [Prediction(int(i), model.categories[int(i)], float(logits[0, i]), float(probs[i])) for i in top]
 
 
-def predict(model: LoadedModel, image: Image.Image, k: int = 5) -> list[Prediction]:
-    """The model's top-k classes for ``image`` (best first), with logits and probabilities."""
+def predict(model: LoadedModel, image: Image.Image, k: int = 5, fit: str | None = None) -> list[Prediction]:
+    """The model's top-k classes for ``image`` (best first), with logits and probabilities.
+
+    ``fit`` ("squash", "letterbox", "crop"; default: the model's preprocessing) says how a
+    non-square image meets the model's input (see ``explainers.fit``)."""
     model, image = _check_model(model), _check_image(image)
+    model = model.with_fit(fit) if fit is not None else model
     with plain_out_of_memory(model.device, "this prediction"), torch.inference_mode():
         logits = model.module(model.preprocessing.to_tensor(image).to(model.device))
     return _predictions(model, logits, k)
 
 
-def on_grid(raw: np.ndarray, width: int, height: int) -> np.ndarray:
+def on_grid(raw: np.ndarray, width: int, height: int, preprocessing: Preprocessing | None = None) -> np.ndarray:
     """A map resized to width x height and normalized to [0, 1], scaled exactly as pytorch-grad-cam
-    scales a single layer's map (normalize, resize, normalize again)."""
+    scales a single layer's map (normalize, resize, normalize again).
+
+    With ``preprocessing`` whose fit is "letterbox" or "crop", the map goes back through that fit:
+    the padding is dropped, and with "crop" the part of the image the model did not see is NaN."""
+    if preprocessing is not None and preprocessing.fit != "squash":
+        return normalized_on_image(raw, preprocessing.input_size, preprocessing.placement(width, height),
+                                   width, height)
     resized = scale_cam_image(np.maximum(raw, 0)[None], (width, height))
     return np.clip(scale_cam_image(resized)[0], 0.0, 1.0)
 
@@ -70,7 +81,8 @@ def on_grid(raw: np.ndarray, width: int, height: int) -> np.ndarray:
 def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("gradcam",),
             classes: Sequence[int] | None = None, top_k: int | None = None,
             contrast: tuple[int, int] | None = None, layers: Sequence[str] | None = None,
-            progress: Progress = None, batch_size: int = 16, on_result: ResultSink = None) -> Explanation:
+            progress: Progress = None, batch_size: int = 16, on_result: ResultSink = None,
+            fit: str | None = None) -> Explanation:
     """Explain ``image`` with several methods, layers and targets at once.
 
     All one-pass methods (Grad-CAM, HiResCAM, Grad-CAM++, ...) share ONE forward
@@ -78,7 +90,7 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
 
     Args:
         model: from ``load_model``.
-        image: a PIL image (any size; the whole image is resized, not cropped).
+        image: a PIL image (any size; by default the whole image is resized, not cropped).
         methods: method keys or display names (see ``list_methods``).
         classes / top_k: which classes to explain (default: the top-1 class).
         contrast: (A, B) adds a map for "A rather than B" (logit A minus logit B).
@@ -88,10 +100,13 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
         batch_size: masked passes per batch for Score-CAM and Ablation-CAM.
         on_result: called with each method's results as soon as that method is done (the one-pass
             methods together), so a caller can keep them if the call is interrupted later.
+        fit: "squash", "letterbox" or "crop" (default: the model's preprocessing, "squash"); the
+            maps come back on the original image grid through the same fit (NaN outside a crop).
     Returns:
         An Explanation with one CamResult per (method, layer, target).
     """
     model, image = _check_model(model), _check_image(image)
+    model = model.with_fit(fit) if fit is not None else model
     if isinstance(methods, str):
         methods = [methods]
     specs = list({s.key: s for s in (resolve_method(m) for m in methods)}.values())
@@ -157,7 +172,8 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
                 on_result(made)
 
     return Explanation(model=model.name, image_size=(width, height), input_size=tuple(x.shape[-2:]),
-                       predictions=_predictions(model, logits), results=results, timings=timings)
+                       predictions=_predictions(model, logits), results=results, timings=timings,
+                       fit=model.preprocessing.fit)
 
 
 def _plan(spec: MethodSpec, acts: dict[str, np.ndarray], layers: Sequence[str], n_targets: int) -> tuple[int, str]:
@@ -219,5 +235,5 @@ class ResultMaker:
             method=spec.key, method_name=spec.display_name, layer=layer, class_index=target.index,
             class_name=cats[target.index], score=float(target(self.logits)[0]),
             probability=float(self.probs[target.index]), raw=raw,
-            map=on_grid(raw, self.width, self.height), seconds=float(seconds),
+            map=on_grid(raw, self.width, self.height, self.model.preprocessing), seconds=float(seconds),
             contrast_index=other, contrast_name=cats[other] if other is not None else None)

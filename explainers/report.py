@@ -103,7 +103,7 @@ def build_report(model: LoadedModel, image: Image.Image, results: Sequence[CamRe
     shown = image.copy()
     shown.thumbnail((DISPLAY_SIDE, DISPLAY_SIDE), Image.Resampling.BILINEAR)
     cells = [_figure(shown, f"Original · {image.width} × {image.height}")]
-    maps = _scaled(results, (shown.height, shown.width), shared_scale)
+    maps = _scaled(results, (shown.height, shown.width), shared_scale, model.preprocessing)
     cells += [_figure(overlay(shown, m, opacity, colormap),
                       f"{r.method_name} · {r.label} · layer {r.layer} · {r.seconds:.2f} s")
               for r, m in zip(results, maps)]
@@ -132,11 +132,12 @@ def build_report(model: LoadedModel, image: Image.Image, results: Sequence[CamRe
     return Report(page, input_sha, hashes, settings)
 
 
-def _scaled(results: Sequence[CamResult], size: tuple[int, int], shared: bool) -> list[np.ndarray]:
+def _scaled(results: Sequence[CamResult], size: tuple[int, int], shared: bool, preprocessing=None) -> list[np.ndarray]:
     """Each result's map in [0, 1]: its own range, or one range shared by the class (non-contrast) maps."""
     maps = [r.map for r in results]
     together = [i for i, r in enumerate(results) if r.contrast_index is None] if shared else []
-    for i, m in zip(together, normalize_maps([results[i].raw for i in together], size, shared=True)):
+    for i, m in zip(together, normalize_maps([results[i].raw for i in together], size, shared=True,
+                                                       preprocessing=preprocessing)):
         maps[i] = m
     return maps
 

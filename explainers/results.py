@@ -50,6 +50,7 @@ class Explanation:
     predictions: list[Prediction]  # top 5, best first
     results: list[CamResult]
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    fit: str = "squash"  # how the image met the input: "squash", "letterbox" or "crop" (explainers.fit)
 
     def result(self, method: str, class_index: int | None = None, layer: str | None = None) -> CamResult:
         for r in self.results:

@@ -29,10 +29,10 @@ def _display_image(image_sha: str, _image: Image.Image) -> Image.Image:
     return small
 
 
-def _maps(results: list[CamResult], size: tuple[int, int], shared: bool) -> list[np.ndarray]:
+def _maps(results: list[CamResult], size: tuple[int, int], shared: bool, preprocessing=None) -> list[np.ndarray]:
     """Maps in [0, 1] at ``size`` (height, width): each by its own range, or all by one shared range."""
     if shared:
-        return normalize_maps([r.raw for r in results], size, shared=True)
+        return normalize_maps([r.raw for r in results], size, shared=True, preprocessing=preprocessing)
     return [r.map for r in results]  # already normalized per map by the engine; overlay() resizes
 
 
@@ -54,7 +54,7 @@ def _panels(model: LoadedModel, image: Image.Image, image_name: str, image_sha: 
                                "so a weaker map looks weaker.")
 
     shown = _display_image(image_sha, image)
-    maps = _maps(results, (shown.height, shown.width), shared)
+    maps = _maps(results, (shown.height, shown.width), shared, model.preprocessing)
     cells = [(np.asarray(shown), f"Original · {image.width} × {image.height}")]
     cells += [(overlay(shown, m, opacity, colormap), f"{r.method_name} · {r.seconds:.2f} s")
               for r, m in zip(results, maps)]

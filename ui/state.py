@@ -33,6 +33,7 @@ GALLERY_CHOICE = "sidebar_gallery"
 UPLOAD = "sidebar_upload"
 CAMERA = "sidebar_camera"
 MODEL = "sidebar_model"
+FIT = "sidebar_fit"  # how a non-square image meets the model's input (explainers.fit)
 
 # Compare page widgets.
 CLASS_SELECT = "compare_class_select"
@@ -52,7 +53,7 @@ RUN_SLOW = "compare_run_slow"
 DEFAULT_METHODS = ["gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam"]
 COLORMAPS = ["jet", "turbo", "viridis", "inferno", "magma", "plasma", "gray"]
 DEFAULTS: dict[str, object] = {
-    SOURCE: "Gallery", GALLERY_CHOICE: "Cat (Chelsea)", MODEL: DEFAULT_MODEL,
+    SOURCE: "Gallery", GALLERY_CHOICE: "Cat (Chelsea)", MODEL: DEFAULT_MODEL, FIT: "squash",
     METHODS: DEFAULT_METHODS, SLOW_ON: False, SLOW_METHODS: [],
     OPACITY: 0.5, COLORMAP: "jet", SHARED_SCALE: False,
 }

@@ -8,6 +8,7 @@ from PIL import Image
 
 from explainers.dicom import is_dicom
 from explainers.errors import ExplainerError
+from explainers.fit import FIT_LABELS, FITS, aspect_warning
 from explainers.layers import LayerInfo
 from explainers.methods.catalog import list_methods
 from explainers.models import MANIFEST_ERRORS
@@ -77,6 +78,26 @@ def model_picker(errors: list[str]) -> Optional[LoadedModel]:
     weights = "random weights" if model.random_weights else f"weights sha256 {(model.weights_sha256 or 'n/a')[:12]}"
     st.caption(f"Device: **{model.device}** · {model.num_classes} classes · {weights}")
     return model
+
+
+def fit_picker(model: Optional[LoadedModel]) -> Optional[LoadedModel]:
+    """Sidebar, under the model: how a non-square image meets the model's input; returns the model with it."""
+    fit = st.radio("Image fit", FITS, key=state.FIT, format_func=FIT_LABELS.get,
+                   help="Squash: the whole image resized to the model's input, stretched. Letterbox: the whole "
+                        "image, aspect kept, padded with the mean color (the padding's part of the map is "
+                        "dropped). Centre crop: the model's own evaluation transform (shorter side resized, "
+                        "centre cropped); the map covers the crop, the rest is hatched.")
+    return model.with_fit(fit) if model is not None else None
+
+
+def fit_notice(model: LoadedModel, image: Image.Image) -> str:
+    """The caption of 'as the model sees it' (which fit is active); warns when the aspect ratio is far off."""
+    pre = model.preprocessing
+    warning = aspect_warning(image.width, image.height, pre.input_size, pre.fit)
+    if warning:
+        st.warning(warning)
+    height, width = pre.input_size
+    return f"As the model sees it: {width} × {height}, {FIT_LABELS[pre.fit].split(' (')[0].lower()}"
 
 
 def class_picker(model: LoadedModel, top1: int, context: tuple) -> int:
