@@ -1,10 +1,13 @@
 """CAMscope: the frame. Page config, the shared sidebar (image, model, device), the page router."""
+from pathlib import Path
+
 import streamlit as st
 
 from ui import sessions, state, widgets
 from ui.errors import shown_as_error
 
-st.set_page_config(page_title="CAMscope", page_icon=":material/center_focus_strong:", layout="wide")
+ICON = Path(__file__).resolve().parent / "assets" / "icon.png"  # local: a ":material/..." favicon is fetched
+st.set_page_config(page_title="CAMscope", page_icon=str(ICON), layout="wide")  # from fonts.gstatic.com
 state.init_state()
 sessions.install()  # once per server process: frees the memory of sessions that have left
 
