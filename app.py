@@ -23,13 +23,13 @@ for message in errors:  # in the main area, where they are seen; the pages say w
 st.session_state[state.SELECTION] = state.Selection(image, image_sha, image_name, model)
 
 page = st.navigation([
-    st.Page("app_pages/compare.py", title="Compare methods", icon=":material/compare:", default=True),
-    st.Page("app_pages/compare_classes.py", title="Compare classes", icon=":material/category:"),
-    st.Page("app_pages/compare_layers.py", title="Compare layers", icon=":material/stacks:"),
-    st.Page("app_pages/compare_models.py", title="Compare models", icon=":material/difference:"),
-    st.Page("app_pages/dataset.py", title="Dataset confusion", icon=":material/grid_on:"),
-    st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
-    st.Page("app_pages/model.py", title="Layers & model", icon=":material/layers:"),
+    st.Page("pages/compare.py", title="Compare methods", icon=":material/compare:", default=True),
+    st.Page("pages/compare_classes.py", title="Compare classes", icon=":material/category:"),
+    st.Page("pages/compare_layers.py", title="Compare layers", icon=":material/stacks:"),
+    st.Page("pages/compare_models.py", title="Compare models", icon=":material/difference:"),
+    st.Page("pages/dataset.py", title="Dataset confusion", icon=":material/grid_on:"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
+    st.Page("pages/model.py", title="Layers & model", icon=":material/layers:"),
 ])
 with shown_as_error():
     page.run()

@@ -17,7 +17,7 @@ from ui import evaluate as ev  # noqa: E402
 from ui import loaders, state  # noqa: E402
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGE = "app_pages/evaluate.py"
+PAGE = "pages/evaluate.py"
 
 
 def new_page(**settings) -> AppTest:

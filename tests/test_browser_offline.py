@@ -42,3 +42,22 @@ def test_every_page_asks_only_the_apps_own_host(tmp_path):
     noisy = [line for line in text.splitlines() if re.search(r"Warning|warn\(|\d+%\|", line)]
     assert noisy == [], noisy[:5]  # point 15: no third-party warnings, no tqdm bars in the server log
     assert (ROOT / "assets" / "icon.png").is_file()
+
+
+def test_a_page_opened_first_by_its_url_runs_inside_the_frame(tmp_path):
+    """A fresh server whose first request is a page's URL: Streamlit starts in its old pages/ mode and
+    runs that page alone; the page must still come with the sidebar (image, model, fit)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with running_server(tmp_path / "streamlit.log") as (url, _), sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(f"{url}/model")
+            page.get_by_role("heading", name="Layers & model").wait_for(timeout=120_000)
+            sidebar = page.get_by_test_id("stSidebar")
+            sidebar.get_by_text("Image source").wait_for(timeout=60_000)
+            sidebar.get_by_text("Image fit").wait_for(timeout=60_000)
+            nav = page.get_by_test_id("stSidebarNav").inner_text()
+            assert "Compare methods" in nav and "app" not in nav.split()  # the app's navigation, not pages/'s
+        finally:
+            browser.close()
