@@ -127,6 +127,7 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
 
     with plain_out_of_memory(model.device, "this explanation"), borrowed_clone(model.module) as clone:
         start = time.perf_counter()
+        ProgressTracker(progress, {}).start()  # 0 at once: the shared pass can take seconds on a big model
         capture = forward_capture(clone, x, layer_names, need_grads)
         targets = build_targets(capture.logits, classes, top_k, contrast)
         acts = {n: to_numpy_map(capture.outputs[n], reshape) for n in layer_names}
@@ -146,7 +147,6 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
 
         tracker = ProgressTracker(progress, {s.display_name: _plan(s, acts, layer_names, len(targets))
                                              for s in jobs})
-        tracker.start()
         shared_specs = [s for s in specs if s.kind == "shared"]
         n_shared = max(len(shared_specs) * len(targets) * len(layer_names), 1)
         for spec in shared_specs:

@@ -156,6 +156,8 @@ def slow_methods(model: LoadedModel, image: Image.Image, image_sha: str, layer: 
     channels = shape[1] if len(shape) == 4 else shape[-1] if shape else "?"  # (B, C, h, w) or (B, tokens, C)
     for key in methods:
         per_channel = f": {channels} channels here, so {channels} masked passes" if key in PER_CHANNEL else ""
+        if key == "scorecam":
+            per_channel += " at most (channels that are constant on this image run once)"
         st.caption(f"**{specs[key].display_name}** costs {specs[key].cost}{per_channel}.")
     done = loaders.explanations(model, image, image_sha, layer, class_index, methods, compute=False)
     pending = [m for m in methods if m not in done]
