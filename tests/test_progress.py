@@ -92,3 +92,22 @@ def test_the_app_cache_keeps_methods_finished_before_a_stop(small):
     kept = loaders.explanations(small, image, "progress-test", "body.3", 1, methods, compute=False)
     assert list(kept) == ["gradcam", "scorecam"]
     assert kept["scorecam"].map.shape == (30, 41)
+
+
+def test_the_slow_run_shows_its_own_status():
+    """The toolbar's running indicator is hidden (toolbarMode "minimal"): the run has its own status box."""
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+
+    from tests.streamlit_server import ROOT
+    from ui import state
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state[state.METHODS] = ["gradcam"]
+    at.session_state[state.SLOW_ON] = True
+    at.session_state[state.SLOW_METHODS] = ["finercam"]
+    at.run()
+    assert not at.status
+    at.button(key=state.RUN_SLOW).click().run()
+    assert not at.exception
+    assert [s.label for s in at.status] == ["Done: Finer-CAM"]
