@@ -55,7 +55,7 @@ def placement(fit: str, input_size: tuple[int, int], width: int, height: int, cr
         x0, y0 = (w_in - sw) // 2, (h_in - sh) // 2
         return Placement((0, 0, width, height), (x0, y0, x0 + sw, y0 + sh), (sw, sh))
     # crop: torchvision's Resize(shorter side) (which truncates the longer side) + CenterCrop
-    short = math.floor(min(h_in, w_in) / crop_pct)
+    short = math.floor(min(h_in, w_in) / crop_pct + 1e-6)  # as timm; the epsilon keeps 224 / (224 / 236) at 236
     if width <= height:
         sw, sh = short, int(short * height / width)
     else:

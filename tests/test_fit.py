@@ -163,3 +163,13 @@ def test_sidebar_fit_is_shown_and_a_far_aspect_warns(cat_image):
     at.file_uploader(key=state.UPLOAD).upload("wide.png", buffer.getvalue(), "image/png").run()
     assert not at.exception and not at.error
     assert any("2000 × 300" in w.value and "cropped" in w.value for w in at.warning)
+
+
+@pytest.mark.parametrize("name, resize", [("convnext_tiny", 236), ("resnet50", 232), ("vit_b_16", 256)])
+def test_crop_follows_each_zoo_models_own_resize(name, resize):
+    from explainers.models.zoo import default_weights, preprocessing_of
+
+    pre = preprocessing_of(default_weights(name)).with_fit("crop")
+    assert default_weights(name).transforms().resize_size == [resize]
+    # shorter side to the weights' own resize size (the longer side truncated, as torchvision does)
+    assert pre.placement(600, 400).scaled == (int(resize * 600 / 400), resize)
