@@ -20,7 +20,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from explainers import load_model  # noqa: E402
-from explainers.explain import explain  # noqa: E402
+from explainers.pipeline import explain  # noqa: E402
 from explainers.render import overlay, scale_to_range, to_png_bytes  # noqa: E402
 from ui import export  # noqa: E402
 

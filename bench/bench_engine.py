@@ -33,7 +33,7 @@ from pytorch_grad_cam import (EigenGradCAM, GradCAM, GradCAMPlusPlus, HiResCAM, 
                               ScoreCAM, XGradCAM)
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 
-from explainers.explain import explain  # noqa: E402
+from explainers.pipeline import explain  # noqa: E402
 from explainers.models import load_model  # noqa: E402
 
 SIX = ("gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigengradcam")

@@ -28,7 +28,7 @@ threadpool_limits(1)  # as bench_engine.py: NumPy's idle BLAS threads would stea
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from explainers.explain import explain  # noqa: E402
+from explainers.pipeline import explain  # noqa: E402
 from explainers.models import load_model  # noqa: E402
 
 METHODS = ["gradcam", "attention_rollout", "transformer_attribution"]

@@ -8,6 +8,10 @@ Example:
     >>> result = explain(model, load_image("cat.jpg"), methods=["gradcam", "gradcam++"])
     >>> result.results[0].map.shape  # (H, W) of the original image, values in [0, 1]
 """
+import importlib
+import sys
+import types
+
 from .errors import (ExplainerError, ImageError, LayerError, MethodError, ModelError, TargetError,
                      UnsafeCheckpointError)
 from .results import CamResult, Explanation, Prediction
@@ -29,8 +33,8 @@ def __getattr__(name: str):
         from .io import load_image
         return load_image
     if name in ("predict", "explain"):
-        from . import explain as _explain
-        return getattr(_explain, name)
+        from . import pipeline
+        return getattr(pipeline, name)
     if name == "list_layers":
         from .layers import list_layers
         return list_layers
@@ -41,3 +45,21 @@ def __getattr__(name: str):
         from . import render
         return getattr(render, name)
     raise AttributeError(f"module 'explainers' has no attribute {name!r}")
+
+
+class _PipelineAlias(types.ModuleType):
+    """``explainers.explain`` as an import path: the old name of ``explainers.pipeline``.
+
+    No file ``explain.py`` exists on purpose: importing a submodule sets it as an attribute of
+    its package, so ``import explainers.explain`` used to replace the function ``explain`` by the
+    module. This entry in ``sys.modules`` is found before any file, so nothing is ever set on
+    the package, and ``from explainers.explain import explain, on_grid`` keeps working (lazily).
+    """
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(importlib.import_module(f"{__name__}.pipeline"), name)
+
+
+sys.modules.setdefault(f"{__name__}.explain", _PipelineAlias(f"{__name__}.explain"))

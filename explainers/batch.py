@@ -22,7 +22,7 @@ from PIL import Image
 from .clones import borrowed_clone
 from .device import plain_out_of_memory
 from .errors import ImageError, MethodError, TargetError
-from .explain import ResultMaker, explain
+from .pipeline import ResultMaker, explain
 from .layers import resolve_layers
 from .methods.catalog import MethodSpec, resolve_method
 from .methods.shared_pass import ForwardCapture, forward_capture, shared_cam, to_numpy_map

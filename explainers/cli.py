@@ -25,6 +25,7 @@ from .cli_query import add_query
 from .cli_report import add_report
 from .cli_run import add_run
 from .errors import ExplainerError
+from .fit import FITS
 
 PROG = "camscope"
 DEFAULT_MODEL = "efficientnet_lite0"
@@ -57,6 +58,10 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
                        help="class index(es) to explain (default: the top-1 class)")
     which.add_argument("--top-k", type=int, metavar="K", help="explain the K best-scoring classes")
     p.add_argument("--contrast", type=int, nargs=2, metavar=("A", "B"), help="also explain 'A rather than B'")
+    p.add_argument("--fit", choices=FITS, default="squash",
+                   help="how a non-square image meets the model's input: squash (whole image stretched, default), "
+                        "letterbox (whole image padded with the mean color) or crop (the model's own resize and "
+                        "centre crop; maps are NaN outside the crop)")
     p.add_argument("--colormap", default="jet", help="matplotlib colormap for the overlays (default: jet)")
     p.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity in [0, 1] (default: 0.5)")
     p.add_argument("--rollout-fusion", default="mean", choices=("mean", "max", "min"),
@@ -124,12 +129,12 @@ def run_explain(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     image = load_image(args.image)  # before importing torch: a bad file fails in a blink
     timings["load_image"] = time.perf_counter() - t0
-    from .explain import explain
+    from .pipeline import explain
     from .heads import probability_caption
     from .models import load_model
 
     t0 = time.perf_counter()
-    model = load_model(args.model, device=args.device)
+    model = load_model(args.model, device=args.device).with_fit(args.fit)
     timings["load_model"] = time.perf_counter() - t0
     methods = args.method or ["gradcam"]
     t0 = time.perf_counter()
@@ -171,7 +176,7 @@ def run_explain(args: argparse.Namespace) -> int:
             "classes": list(dict.fromkeys(r.class_index for r in result.results)),
             "requested": {"classes": args.classes, "top_k": args.top_k, "contrast": args.contrast,
                           "layers": args.layer, "methods": methods},
-            "colormap": args.colormap, "opacity": args.opacity,
+            "colormap": args.colormap, "opacity": args.opacity, "fit": model.preprocessing.fit,
             "preprocessing": model.preprocessing.as_dict(), "device": str(model.device),
             "head": model.head, "probabilities": probability_caption(model.head),
             "attention_rollout": rollout,

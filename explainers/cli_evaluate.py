@@ -113,7 +113,7 @@ def _class_index(model, wanted: Any) -> int | None:
 
 def evaluate_folder(args: argparse.Namespace) -> dict:
     """Run the benchmark; returns the summary written to evaluation.json."""
-    from .explain import explain
+    from .pipeline import explain
     from .io import load_image
     from .metrics.faithfulness import deletion_insertion
     from .metrics.localisation import centre_baseline, ground_truth, localise, scaled_tolerance

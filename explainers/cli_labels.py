@@ -36,7 +36,7 @@ def add_labels(sub: argparse._SubParsersAction) -> None:
 
 def run_labels(args: argparse.Namespace) -> int:
     from .cli import UsageError
-    from .explain import explain
+    from .pipeline import explain
     from .io import load_image
     from .models import load_model
     from .multilabel import label_errors, per_label_metrics, read_truth, score_images

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .fit import FITS
+
 DEFAULT_MODEL = "efficientnet_lite0"
 
 
@@ -23,6 +25,10 @@ def add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frame", type=int, default=0, help="DICOM: the frame of a multi-frame file (default: 0)")
     p.add_argument("--window", type=float, nargs=2, metavar=("CENTER", "WIDTH"),
                    help="DICOM: window center and width (default: the file's own)")
+    p.add_argument("--fit", choices=FITS, default="squash",
+                   help="how a non-square image meets the model's input: squash (whole image stretched, default), "
+                        "letterbox (whole image padded with the mean color) or crop (the model's own resize and "
+                        "centre crop; maps are NaN outside the crop)")
     p.add_argument("--colormap", default="jet", help="matplotlib colormap (default: jet)")
     p.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity in [0, 1] (default: 0.5)")
     p.add_argument("--shared-scale", action="store_true",
@@ -41,11 +47,11 @@ def run_report(args: argparse.Namespace) -> int:
         raise ExplainerError(f"--opacity must be between 0 and 1, not {args.opacity}")
     colorize([[0.0]], args.colormap)  # a bad colormap fails before the slow part
     image = load_image(args.image, frame=args.frame, window=tuple(args.window) if args.window else None)
-    from .explain import explain
+    from .pipeline import explain
     from .models import load_model
     from .report import build_report
 
-    model = load_model(args.model, device=args.device)
+    model = load_model(args.model, device=args.device).with_fit(args.fit)
     result = explain(model, image, methods=args.method or ["gradcam"], classes=args.classes, layers=args.layer)
     report = build_report(model, image, result.results, result.predictions, image_name=Path(args.image).name,
                           colormap=args.colormap, opacity=args.opacity, shared_scale=args.shared_scale)

@@ -87,11 +87,27 @@ def overlay(image: Image.Image | np.ndarray, cam: np.ndarray, opacity: float = 0
         cam = upsample(cam, rgb.shape[:2])
     heat = colorize(cam, colormap)
     if opacity == 0.0:
-        return rgb.copy()
-    if opacity == 1.0:
-        return heat
-    blended = (1.0 - opacity) * rgb.astype(np.float64) + opacity * heat.astype(np.float64)
-    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+        blended = rgb.copy()
+    elif opacity == 1.0:
+        blended = heat
+    else:
+        blended = np.clip(np.rint((1.0 - opacity) * rgb.astype(np.float64) + opacity * heat.astype(np.float64)),
+                          0, 255).astype(np.uint8)
+    return hatch_outside(blended, np.isnan(cam), rgb)
+
+
+def hatch_outside(rgb: np.ndarray, outside: np.ndarray, image: np.ndarray, period: int = 12) -> np.ndarray:
+    """Grey diagonal hatching over ``image`` where ``outside`` is True: the part of the image the model did
+    not see (a centre crop), so no one reads a missing map as a cold one."""
+    if not outside.any():
+        return rgb
+    out = rgb.copy()
+    rows, cols = np.indices(outside.shape)
+    stripes = ((rows + cols) % period) < period // 3
+    light = image[outside].astype(np.float64).mean(axis=-1, keepdims=True)  # (n, 1): a faint grey picture
+    out[outside] = (0.35 * light + 0.65 * 160).astype(np.uint8)
+    out[outside & stripes] = 96
+    return out
 
 
 def upsample(raw: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -115,7 +131,8 @@ def upsample(raw: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(raw, (width, height), interpolation=cv2.INTER_LINEAR)  # cv2 takes (w, h)
 
 
-def normalize_maps(raws: Sequence[np.ndarray], size: tuple[int, int], shared: bool = False) -> list[np.ndarray]:
+def normalize_maps(raws: Sequence[np.ndarray], size: tuple[int, int], shared: bool = False,
+                   preprocessing=None) -> list[np.ndarray]:
     """Upsample maps to one size and scale them to [0, 1].
 
     Args:
@@ -124,26 +141,43 @@ def normalize_maps(raws: Sequence[np.ndarray], size: tuple[int, int], shared: bo
         shared: False scales each map by its own min..max (pytorch-grad-cam's
             ``scale_cam_image``); True scales all by one min..max over the set, so a
             weaker map stays weaker.
+        preprocessing: the model's ``Preprocessing``; with a "letterbox" or "crop" fit the maps go
+            back through it (``explainers.fit``), NaN where the model did not see the image.
 
     Returns:
-        One (height, width) float32 map per input, values in [0, 1].
+        One (height, width) float32 map per input, values in [0, 1] (NaN outside a crop).
     """
-    maps = [upsample(np.nan_to_num(np.asarray(r, dtype=np.float32)), size) for r in raws]
+    if preprocessing is not None and preprocessing.fit != "squash":
+        from .fit import raw_on_image
+
+        place = preprocessing.placement(size[1], size[0])
+        maps = [raw_on_image(np.nan_to_num(np.asarray(r, dtype=np.float32)), preprocessing.input_size, place,
+                             size[1], size[0]) for r in raws]
+    else:
+        maps = [upsample(np.nan_to_num(np.asarray(r, dtype=np.float32)), size) for r in raws]
     if not maps:
         return []
     if shared:
-        low = min(float(m.min()) for m in maps)
-        high = max(float(m.max()) for m in maps)
+        low = min(float(np.nanmin(m)) for m in maps)
+        high = max(float(np.nanmax(m)) for m in maps)
         return [_scale(m, low, high) for m in maps]
-    return [_scale(m, float(m.min()), float(m.max())) for m in maps]
+    return [_scale(m, float(np.nanmin(m)), float(np.nanmax(m))) for m in maps]
 
 
-def scale_to_range(raw: np.ndarray, size: tuple[int, int], low: float, high: float) -> np.ndarray:
+def scale_to_range(raw: np.ndarray, size: tuple[int, int], low: float, high: float,
+                   preprocessing=None) -> np.ndarray:
     """Upsample a raw map to ``size`` (height, width) and scale ``low..high`` (raw units) to 0..1.
 
     Used for a range shared by maps of the same units (e.g. one method family); values outside clip.
+    With a "letterbox" or "crop" ``preprocessing`` the map goes back through its fit (NaN outside a crop).
     """
-    m = upsample(np.nan_to_num(np.asarray(raw, dtype=np.float32)), size)
+    raw = np.nan_to_num(np.asarray(raw, dtype=np.float32))
+    if preprocessing is not None and preprocessing.fit != "squash":
+        from .fit import raw_on_image
+
+        m = raw_on_image(raw, preprocessing.input_size, preprocessing.placement(size[1], size[0]), size[1], size[0])
+    else:
+        m = upsample(raw, size)
     return np.clip(_scale(m, float(low), float(high)), 0.0, 1.0)
 
 

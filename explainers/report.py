@@ -105,7 +105,7 @@ def build_report(model: LoadedModel, image: Image.Image, results: Sequence[CamRe
     shown = image.copy()
     shown.thumbnail((DISPLAY_SIDE, DISPLAY_SIDE), Image.Resampling.BILINEAR)
     cells = [_figure(shown, f"Original · {image.width} × {image.height}")]
-    maps = _scaled(results, (shown.height, shown.width), shared_scale)
+    maps = _scaled(results, (shown.height, shown.width), shared_scale, model.preprocessing)
     cells += [_figure(overlay(shown, m, opacity, colormap),
                       f"{r.method_name} · {r.label} · layer {r.layer} · {r.seconds:.2f} s")
               for r, m in zip(results, maps)]
@@ -135,7 +135,7 @@ def build_report(model: LoadedModel, image: Image.Image, results: Sequence[CamRe
     return Report(page, input_sha, hashes, settings)
 
 
-def _scaled(results: Sequence[CamResult], size: tuple[int, int], shared: bool) -> list[np.ndarray]:
+def _scaled(results: Sequence[CamResult], size: tuple[int, int], shared: bool, preprocessing=None) -> list[np.ndarray]:
     """Each result's map in [0, 1]: its own range, or one range shared by the class (non-contrast) maps
     of one unit family (maps of methods whose raw units differ never share a range)."""
     from .strength import family_ranges
@@ -143,7 +143,7 @@ def _scaled(results: Sequence[CamResult], size: tuple[int, int], shared: bool) -
     maps = [r.map for r in results]
     together = [i for i, r in enumerate(results) if r.contrast_index is None] if shared else []
     for i, (low, high) in zip(together, family_ranges([results[i] for i in together])):
-        maps[i] = scale_to_range(results[i].raw, size, low, high)
+        maps[i] = scale_to_range(results[i].raw, size, low, high, preprocessing)
     return maps
 
 

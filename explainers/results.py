@@ -52,6 +52,7 @@ class Explanation:
     results: list[CamResult]
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     head: str = "softmax"  # "sigmoid": probabilities are independent labels, not one distribution
+    fit: str = "squash"  # how the image met the input: "squash", "letterbox" or "crop" (explainers.fit)
 
     def result(self, method: str, class_index: int | None = None, layer: str | None = None) -> CamResult:
         for r in self.results:

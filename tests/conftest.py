@@ -61,3 +61,28 @@ def engine_spy(monkeypatch) -> list[list[str]]:
 
     monkeypatch.setattr(loaders, "explain", record)
     return asked
+
+
+@pytest.fixture(autouse=True)
+def _apptest_runs_as_a_navigation_app(monkeypatch):
+    """AppTest runs app.py as the server does once ``st.navigation`` has run, despite ``pages/``.
+
+    ``AppTest.run()`` resets ``PagesManager.uses_pages_directory`` to None before every run
+    (streamlit/streamlit#14217), and ``PagesManager`` then finds ``pages/`` beside app.py and turns
+    Streamlit's old multipage mode on, in which the script runner runs the requested page ALONE
+    (``_mpa_v1``): no app.py, no sidebar, the previous run's selection. A server turns that mode
+    off for good at the first ``st.navigation`` call of the process (and ``ui.state`` turns it off
+    for a page requested before that), so every AppTest run starts in that state.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # the engine's tests run without Streamlit too
+        return
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs) -> None:
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False  # what st.navigation does on its first call
+
+    monkeypatch.setattr(PagesManager, "__init__", init)

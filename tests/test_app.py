@@ -10,11 +10,11 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from explainers.explain import explain  # noqa: E402
+from explainers.pipeline import explain  # noqa: E402
 from ui import loaders, state  # noqa: E402
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGES = sorted(f"app_pages/{p.name}" for p in (Path(__file__).resolve().parents[1] / "app_pages").glob("*.py"))
+PAGES = sorted(f"pages/{p.name}" for p in (Path(__file__).resolve().parents[1] / "pages").glob("*.py"))
 
 
 def new_app() -> AppTest:
@@ -59,7 +59,7 @@ def test_every_page_runs(page):
 
 def test_model_page_lists_layers_with_the_recommended_one(lite0):
     at = new_app().run()
-    at.switch_page("app_pages/model.py").run()
+    at.switch_page("pages/model.py").run()
     assert_clean(at)
     layers = at.dataframe[0].value
     recommended = layers[layers["recommended"] == "★"]["layer"].tolist()
@@ -281,9 +281,9 @@ def test_choices_survive_a_page_switch():
     at.selectbox(key=state.GALLERY_CHOICE).set_value("Astronaut").run()
     at.multiselect(key=state.METHODS).set_value(["gradcam", "eigencam"]).run()
     at.slider(key=state.OPACITY).set_value(0.7).run()
-    at.switch_page("app_pages/model.py").run()
+    at.switch_page("pages/model.py").run()
     assert_clean(at)
-    at.switch_page("app_pages/compare.py").run()
+    at.switch_page("pages/compare.py").run()
     assert_clean(at)
     assert at.selectbox(key=state.GALLERY_CHOICE).value == "Astronaut"
     assert at.multiselect(key=state.METHODS).value == ["gradcam", "eigencam"]

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("streamlit")
 from explainers.errors import LayerError  # noqa: E402
-from explainers.explain import explain  # noqa: E402
+from explainers.pipeline import explain  # noqa: E402
 from explainers.io import image_sha256  # noqa: E402
 from ui import loaders  # noqa: E402
 

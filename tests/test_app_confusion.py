@@ -13,14 +13,14 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from explainers.explain import explain  # noqa: E402
+from explainers.pipeline import explain  # noqa: E402
 from tests.labelled_set import CUP, EGYPTIAN_CAT, ESPRESSO, TABBY, write_folder, zip_bytes  # noqa: E402
 from tests.test_app import APP, assert_clean, plotly_array  # noqa: E402
 from ui import compare_views, loaders, state  # noqa: E402
 from ui import dataset as ds  # noqa: E402
 
-CLASSES, LAYERS, MODELS, DATASET = ("app_pages/compare_classes.py", "app_pages/compare_layers.py",
-                                    "app_pages/compare_models.py", "app_pages/dataset.py")
+CLASSES, LAYERS, MODELS, DATASET = ("pages/compare_classes.py", "pages/compare_layers.py",
+                                    "pages/compare_models.py", "pages/dataset.py")
 
 
 def open_page(page: str, gallery: str = "Cat (Chelsea)") -> AppTest:
@@ -196,7 +196,7 @@ def test_dataset_confusion_from_an_uploaded_zip(lite0):
     cell.set_value((ESPRESSO, ESPRESSO, 3)).run()  # a correct cell: one map per image
     assert [c.split(" · ")[0] for c in captions(at)[:2]] == ["espresso/flip.png", "true = predicted: espresso"]
     assert loaders.ENGINE_CALLS == calls + 1  # the gallery's maps; the predictions come from the cache
-    at.switch_page("app_pages/model.py").run()
+    at.switch_page("pages/model.py").run()
     at.switch_page(DATASET).run()  # the set and its predictions are still there
     assert metrics(at)["Accuracy"] == "50.0%"
 

@@ -18,7 +18,7 @@ from explainers.metrics import verdicts  # noqa: E402
 from ui import loaders, report, state  # noqa: E402
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGE = "app_pages/evaluate.py"
+PAGE = "pages/evaluate.py"
 
 
 def new_page(**settings) -> AppTest:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explainers.explain import explain
+from explainers.pipeline import explain
 from ui import export
 
 

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 from tests.test_app import APP, assert_clean  # noqa: E402
 from ui import loaders, model_info, state, widgets  # noqa: E402
 
-MODEL_PAGE = "app_pages/model.py"
+MODEL_PAGE = "pages/model.py"
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "models"
 
 
@@ -25,7 +25,7 @@ def open_page(page: str) -> AppTest:
 
 
 def test_layer_picker_hides_modules_without_a_map_of_their_own():
-    at = open_page("app_pages/compare.py")
+    at = open_page("pages/compare.py")
     picker = at.selectbox(key=state.LAYER)
     assert len(picker.options) == 108 and picker.value == "bn2"
     assert not any(o.startswith(("bn1.act ", "blocks.1 ", "bn2.drop ")) for o in picker.options)

@@ -49,7 +49,7 @@ def test_folders_are_listed_and_explained_with_cams_and_attention(deployment):
 
 def test_compare_models_puts_a_cnn_beside_a_vit(deployment):
     at = new_app().run()
-    at.switch_page("app_pages/compare_models.py").run()
+    at.switch_page("pages/compare_models.py").run()
     at.selectbox(key="models_left").set_value("efficientnet_lite0")
     at.selectbox(key="models_right").set_value("timm_vit").run()
     assert_clean(at)
@@ -59,7 +59,7 @@ def test_compare_models_puts_a_cnn_beside_a_vit(deployment):
 def test_compare_layers_walks_a_vits_blocks(deployment):
     at = new_app().run()
     at.selectbox(key=state.MODEL).set_value("timm_vit").run()
-    at.switch_page("app_pages/compare_layers.py").run()
+    at.switch_page("pages/compare_layers.py").run()
     assert_clean(at)
     options = at.select_slider(key="layers_range").options
     assert {"blocks.0.norm1", "★ blocks.1.norm1"} <= set(options)  # ★: the recommended layer

@@ -50,7 +50,7 @@ def test_default_run_writes_one_gradcam_of_the_top_class(default_run, cat_image,
 
 
 def test_default_map_is_the_engines_map(default_run, cat_image, lite0):
-    from explainers.explain import explain
+    from explainers.pipeline import explain
 
     _, out, summary = default_run
     expected = explain(lite0, cat_image).results[0]

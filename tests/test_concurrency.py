@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from explainers.clones import has_hooks, parameters_snapshot
-from explainers.explain import explain
+from explainers.pipeline import explain
 
 JOBS = [("cat", 281, "gradcam"), ("cat", 285, "gradcam++"), ("coffee", 967, "layercam"),
         ("coffee", 968, "hirescam"), ("astronaut", 0, "gradcam"), ("cat", 967, "xgradcam"),
@@ -75,7 +75,7 @@ def test_failure_inside_the_forward_leaves_no_hook(lite0, cat_image, monkeypatch
         finally:
             clone.classifier._forward_pre_hooks.clear()
 
-    monkeypatch.setattr("explainers.explain.forward_capture", failing_capture)
+    monkeypatch.setattr("explainers.pipeline.forward_capture", failing_capture)
     with pytest.raises(RuntimeError, match="simulated"):
         explain(lite0, cat_image, methods=["gradcam"])
     monkeypatch.undo()

@@ -6,7 +6,7 @@ import torch
 from pytorch_grad_cam import GradCAM, HiResCAM
 
 from explainers.comparisons import class_difference, colorize_signed, stage_layers
-from explainers.explain import explain, on_grid
+from explainers.pipeline import explain, on_grid
 from explainers.layers import LayerInfo, list_layers
 
 TABBY, EGYPTIAN_CAT, ESPRESSO, CUP = 281, 285, 967, 968

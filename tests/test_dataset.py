@@ -22,7 +22,7 @@ from explainers.confusion import (MapRequest, confusion_csv, confusion_matrix, p
 from explainers.class_names import map_folders, normalize_name
 from explainers.dataset import DatasetError, DatasetLimits, read_dataset
 from explainers.errors import LayerError, MethodError
-from explainers.explain import explain, predict
+from explainers.pipeline import explain, predict
 from explainers.io import DAMAGED, EMPTY, NOT_AN_IMAGE, load_image
 from tests.labelled_set import (CUP, EGYPTIAN_CAT, ESPRESSO, EXPECTED_CELLS, TABBY, labelled_images, write_folder,
                                 zip_bytes)

@@ -9,7 +9,7 @@ import torch
 
 from explainers import ExplainerError, ImageError, LayerError, MethodError, TargetError
 from explainers.device import pick_device
-from explainers.explain import explain, predict
+from explainers.pipeline import explain, predict
 from explainers.layers import list_layers, resolve_layers
 from explainers.methods.catalog import list_methods, resolve_method
 from explainers.targets import build_targets

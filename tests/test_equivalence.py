@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from explainers.explain import explain, on_grid
+from explainers.pipeline import explain, on_grid
 from explainers.methods.catalog import METHODS
 
 ONE_PASS = [key for key, spec in METHODS.items() if spec.kind == "shared"]

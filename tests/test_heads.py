@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from explainers.cli import main
-from explainers.explain import explain, predict
+from explainers.pipeline import explain, predict
 from explainers.heads import probabilities
 from explainers.models import load_model
 from explainers.report import build_report

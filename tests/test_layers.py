@@ -5,7 +5,7 @@ import torch
 import torchvision
 
 from explainers.comparisons import layers_in_range, stage_layers
-from explainers.explain import explain
+from explainers.pipeline import explain
 from explainers.layers import list_layers
 from explainers.models.spec import wrap_module
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from explainers.clones import has_hooks
-from explainers.explain import explain
+from explainers.pipeline import explain
 
 
 def rss_bytes(pid: int | str = "self") -> int:
@@ -63,7 +63,7 @@ OUT_OF_MEMORY = ("The computer ran out of memory for this explanation. Try fewer
 
 
 def test_out_of_memory_in_the_engine_is_a_plain_error_and_frees_the_clone(monkeypatch, lite0, cat_image):
-    import explainers.explain as engine
+    import explainers.pipeline as engine
     from explainers.errors import OutOfMemory
 
     def out_of_memory(*args, **kwargs):
@@ -81,7 +81,7 @@ def test_out_of_memory_in_the_engine_is_a_plain_error_and_frees_the_clone(monkey
 
 def test_an_out_of_memory_error_in_one_session_spares_the_others(monkeypatch, lite0):
     pytest.importorskip("streamlit")
-    import explainers.explain as engine
+    import explainers.pipeline as engine
     from tests.test_app import assert_clean, new_app, panel_captions
     from ui import loaders, state
 

@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from explainers.explain import explain
+from explainers.pipeline import explain
 from explainers.io import load_image
 from tests.streamlit_server import CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM, ROOT, running_server
 from tests.test_load import rss_bytes

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from explainers.cli import main
-from explainers.explain import explain
+from explainers.pipeline import explain
 from explainers.metrics import faithfulness as F
 from explainers.metrics import localisation as L
 

@@ -9,7 +9,7 @@ from PIL import Image
 from torch import nn
 
 from explainers.errors import EvaluationError
-from explainers.explain import explain
+from explainers.pipeline import explain
 from explainers.metrics import faithfulness as F
 from explainers.models.spec import Preprocessing, wrap_module
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explainers.explain import explain
+from explainers.pipeline import explain
 from explainers.io import load_image
 from explainers.metrics import faithfulness as F
 from explainers.metrics import localisation as L

@@ -11,7 +11,7 @@ from PIL import Image
 
 from explainers.cli import main
 from explainers.errors import ModelError, UnsafeCheckpointError
-from explainers.explain import explain, predict
+from explainers.pipeline import explain, predict
 from explainers.models import load_model
 from explainers.models.manifest import read_manifest
 from explainers.models.timm_folders import model_folder_spec

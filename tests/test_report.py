@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from explainers.cli import main
-from explainers.explain import explain
+from explainers.pipeline import explain
 from explainers.io import image_sha256
 from explainers.report import INTENDED_USE, build_report, map_sha256
 
@@ -170,9 +170,9 @@ def _built(data) -> str:
     return (data() if callable(data) else data).decode("utf-8")
 
 
-@pytest.mark.parametrize("page", ["app_pages/compare.py", "app_pages/compare_classes.py",
-                                  "app_pages/compare_layers.py", "app_pages/dataset.py", "app_pages/evaluate.py",
-                                  "app_pages/model.py"])
+@pytest.mark.parametrize("page", ["pages/compare.py", "pages/compare_classes.py",
+                                  "pages/compare_layers.py", "pages/dataset.py", "pages/evaluate.py",
+                                  "pages/model.py"])
 def test_every_page_offers_the_report(page, offered):
     from tests.test_app import assert_clean, new_app
     from ui.report import LABEL
@@ -195,7 +195,7 @@ def test_a_page_without_maps_reports_the_compare_pages_maps(offered, lite0):
     at = new_app().run()
     at.number_input(key=state.CLASS_INDEX).set_value(281).run()  # tabby, not the top class
     offered.clear()
-    at.switch_page("app_pages/model.py").run()
+    at.switch_page("pages/model.py").run()
     page = _built(offered[LABEL])
     sample = load_image(state.ASSETS / state.GALLERY["Cat (Chelsea)"])  # the app's default image
     expected = explain(lite0, sample, methods=["gradcam"], classes=[281]).results[0]

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from explainers.errors import MethodError, OutOfMemory, TargetError
-from explainers.explain import explain
+from explainers.pipeline import explain
 from explainers.methods.catalog import list_methods
 from explainers.scale import engine
 from explainers.scale.engine import TargetRule, explain_batch

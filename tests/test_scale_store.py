@@ -20,7 +20,7 @@ import pytest
 
 from explainers.cli import main
 from explainers.dataset import DatasetError
-from explainers.explain import explain, on_grid
+from explainers.pipeline import explain, on_grid
 from explainers.io import image_sha256, load_image
 from explainers.scale.rows import SCHEMAS, decode_raw, encode_raw, map_stats
 from explainers.scale.sources import list_source

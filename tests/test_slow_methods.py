@@ -6,7 +6,7 @@ import torch.nn.modules.module as module_globals
 from pytorch_grad_cam import AblationCAM, FinerCAM, FullGrad, GuidedBackpropReLUModel, ScoreCAM, ShapleyCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from explainers.explain import explain, on_grid
+from explainers.pipeline import explain, on_grid
 from explainers.models.spec import Preprocessing, wrap_module
 from tests.tiny import tiny_image
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explainers.explain import explain
+from explainers.pipeline import explain
 from explainers.render import blank_panel, colorize, normalize_maps, scale_to_range, with_colorbar
 from explainers.strength import family_ranges, map_strength, strength_note, unit_family
 

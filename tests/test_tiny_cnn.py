@@ -9,7 +9,7 @@ Logits = W @ mean(A), so dlogit_c / dA_k(i, j) = W[c][k] / 16 everywhere.
 import numpy as np
 import pytest
 
-from explainers.explain import explain, predict
+from explainers.pipeline import explain, predict
 from tests.tiny import BACKWARD_CALLS, tiny_image, tiny_model
 
 

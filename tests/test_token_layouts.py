@@ -9,7 +9,7 @@ from PIL import Image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.utils.reshape_transforms import vit_reshape_transform
 
-from explainers.explain import explain
+from explainers.pipeline import explain
 from explainers.methods.catalog import METHODS
 from explainers.models import load_model
 from explainers.models.token_layout import TokenLayout

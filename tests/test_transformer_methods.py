@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from explainers.errors import ExplainerError, MethodError
-from explainers.explain import explain
+from explainers.pipeline import explain
 from explainers.models import load_model
 from explainers.models.spec import Preprocessing, wrap_module
 from tests.tiny_folders import SIZE, save_hf

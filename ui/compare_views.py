@@ -13,7 +13,7 @@ import streamlit as st
 from PIL import Image
 
 from explainers.comparisons import class_difference, colorize_signed
-from explainers.explain import explain, on_grid
+from explainers.pipeline import explain, on_grid
 from explainers.methods.catalog import list_methods
 from explainers.models.spec import LoadedModel
 from explainers.render import normalize_maps, overlay
@@ -26,7 +26,7 @@ COLUMNS = 4
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
-def _cams(model_name: str, weights: Optional[str], image_sha: str, method: str, layers: tuple[str, ...],
+def _cams(model_name: str, weights: Optional[str], fit: str, image_sha: str, method: str, layers: tuple[str, ...],
           classes: tuple[int, ...], contrast: Optional[tuple[int, int]], _model: LoadedModel,
           _image: Image.Image) -> list[CamResult]:
     loaders.ENGINE_CALLS += 1
@@ -43,7 +43,7 @@ def cams(model: LoadedModel, image: Image.Image, image_sha: str, method: str, la
         layers: module names (empty: the recommended layer); classes: indices (empty: the top-1).
         contrast: (A, B) adds the map of "A rather than B" after the class maps.
     """
-    return _cams(model.name, model.weights_sha256, image_sha, method, tuple(layers), tuple(int(c) for c in classes),
+    return _cams(*loaders.cache_key(model), image_sha, method, tuple(layers), tuple(int(c) for c in classes),
                  tuple(int(c) for c in contrast) if contrast else None, model, image)
 
 
@@ -92,12 +92,14 @@ def rendering_controls(prefix: str, shared_default: bool) -> tuple[float, str, b
 
 
 def overlays(image: Image.Image, results: Sequence[CamResult], opacity: float, colormap: str,
-             shared: bool) -> list[np.ndarray]:
-    """Each result's overlay on ``image``: the engine's map (its own range), or one range over all raw maps."""
+             shared: bool, preprocessing=None) -> list[np.ndarray]:
+    """Each result's overlay on ``image``: the engine's map (its own range), or one range over all raw maps;
+    through the fit of ``preprocessing`` (the model's) when given."""
     if shared:
-        maps = normalize_maps([r.raw for r in results], (image.height, image.width), shared=True)
+        maps = normalize_maps([r.raw for r in results], (image.height, image.width), shared=True,
+                              preprocessing=preprocessing)
     else:
-        maps = [on_grid(r.raw, image.width, image.height) for r in results]
+        maps = [on_grid(r.raw, image.width, image.height, preprocessing) for r in results]
     return [overlay(image, m, opacity, colormap) for m in maps]
 
 

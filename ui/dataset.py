@@ -16,7 +16,7 @@ from explainers.batch import explain_batch
 from explainers.class_names import map_folders
 from explainers.confusion import ConfusionMatrix, DatasetPredictions, predict_dataset
 from explainers.dataset import Dataset, DatasetError, DatasetLimits, read_dataset
-from explainers.explain import on_grid
+from explainers.pipeline import on_grid
 from explainers.io import load_image
 from explainers.models.spec import LoadedModel
 from explainers.render import overlay
@@ -67,7 +67,7 @@ class _Miss(Exception):
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _stored_predictions(model_name: str, weights: Optional[str], key: str, labels: tuple, batch_size: int,
+def _stored_predictions(model_name: str, weights: Optional[str], key: str, labels: tuple, batch_size: int, fit: str,
                         _computed: Optional[DatasetPredictions]) -> DatasetPredictions:
     if _computed is None:
         raise _Miss(key)  # st.cache_data never caches an exception
@@ -79,7 +79,7 @@ def predictions(model: LoadedModel, dataset: Dataset, key: str, labels: dict[str
                 ) -> Optional[DatasetPredictions]:
     """The set's predictions from the cache, else computed now (with progress) and stored; None if not
     cached and ``compute`` is False."""
-    args = (model.name, model.weights_sha256, key, tuple(sorted(labels.items())), batch_size)
+    args = (model.name, model.weights_sha256, key, tuple(sorted(labels.items())), batch_size, model.preprocessing.fit)
     try:
         return _stored_predictions(*args, None)
     except _Miss:
@@ -124,7 +124,7 @@ def confusion_figure(matrix: ConfusionMatrix) -> go.Figure:
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
-def _cell_raws(model_name: str, weights: Optional[str], key: str, method: str, paths: tuple[str, ...],
+def _cell_raws(model_name: str, weights: Optional[str], fit: str, key: str, method: str, paths: tuple[str, ...],
                classes: tuple[tuple[int, ...], ...], _model: LoadedModel, _images: list) -> list[list[CamResult]]:
     loaders.ENGINE_CALLS += 1
     results = explain_batch(_model, _images, [list(c) for c in classes], method)
@@ -139,7 +139,7 @@ def _without_map(result: CamResult) -> CamResult:
 def cell_maps(model: LoadedModel, key: str, method: str, paths: list[str], classes: list[list[int]],
               images: list) -> list[list[CamResult]]:
     """For each image of a gallery page, the maps of its classes (true, then predicted), cached."""
-    return _cell_raws(model.name, model.weights_sha256, key, method, tuple(paths),
+    return _cell_raws(*loaders.cache_key(model), key, method, tuple(paths),
                       tuple(tuple(c) for c in classes), model, images)
 
 
@@ -234,7 +234,7 @@ def gallery(model: LoadedModel, dataset: Dataset, key: str, result: DatasetPredi
         small.thumbnail((320, 320))
         cells = [(small, f"{row.path} · p({row.predicted_name})={row.probability:.1%}")]
         for cam, role in zip(cams, ["true", "predicted"] if len(cams) == 2 else ["true = predicted"]):
-            cam_map = on_grid(cam.raw, small.width, small.height)
+            cam_map = on_grid(cam.raw, small.width, small.height, model.preprocessing)
             cells.append((overlay(small, cam_map, opacity, colormap),
                           f"{role}: {cam.class_name} · p={cam.probability:.1%}"))
         for column, (picture, caption) in zip(st.columns(3), cells):

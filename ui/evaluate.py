@@ -89,7 +89,7 @@ class Job:
 
     @property
     def key(self) -> tuple:
-        return (self.model.name, self.model.weights_sha256, self.image_sha, self.layer, int(self.class_index))
+        return (*loaders.cache_key(self.model), self.image_sha, self.layer, int(self.class_index))
 
 
 class _Miss(Exception):

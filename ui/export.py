@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from explainers.models.spec import LoadedModel
-from explainers.explain import on_grid
+from explainers.pipeline import on_grid
 from explainers.render import to_png_bytes
 from explainers.results import CamResult
 
@@ -81,7 +81,7 @@ def size_note(size: tuple[int, int], full_size: bool, cap: int = CAP) -> dict:
     return {"original_size": list(size), "written_size": list(written), "capped": written != tuple(size),
             "cap_long_side": None if full_size else cap, "full_size_asked": bool(full_size),
             "map_npy": "float16 in [0, 1] on the written grid", "raw_npy": "float32 at layer resolution, "
-            "not normalized; explainers.explain.on_grid(raw, width, height) gives the map at any size"}
+            "not normalized; explainers.pipeline.on_grid(raw, width, height) gives the map at any size"}
 
 
 def written_original(image: Image.Image, full_size: bool = False, cap: int = CAP) -> Image.Image:

@@ -4,7 +4,8 @@ Explanations are cached per (model, weights, image hash, layer, class, method): 
 cache entry is ONE method's CamResult, so adding a method to the page computes only
 that method, and coming back to an image is instant. The methods that are not cached
 yet are computed together in ONE ``explain()`` call, so the one-pass methods still
-share their single forward/backward pass.
+share their single forward/backward pass; each method is cached as soon as it is done,
+so a run stopped by a widget change keeps what it finished.
 """
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ import streamlit as st
 from PIL import Image
 
 from explainers.errors import ExplainerError
-from explainers.explain import explain, on_grid, predict
+from explainers.pipeline import explain, on_grid, predict
 from explainers.io import image_sha256, load_image
 from explainers.layers import LayerInfo, list_layers
 from explainers.models import list_models, load_model
-from explainers.models.spec import LoadedModel, ModelSpec
+from explainers.models.spec import LoadedModel, ModelSpec, Preprocessing
 from explainers.results import CamResult, Prediction
 
 ENGINE_CALLS = 0  # explain() and predict() calls made by this process; tests read it
@@ -64,13 +65,23 @@ def layers(model_name: str, weights_sha256: Optional[str], _model: LoadedModel) 
     return list_layers(_model)
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
 def predictions(model_name: str, weights_sha256: Optional[str], image_sha: str, k: int,
                 _model: LoadedModel, _image: Image.Image) -> list[Prediction]:
-    """The top-k classes of the model for the image."""
+    """The top-k classes of the model for the image (cached per model, weights, fit, image and k)."""
+    return _predictions(model_name, weights_sha256, _model.preprocessing.fit, image_sha, k, _model, _image)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _predictions(model_name: str, weights_sha256: Optional[str], fit: str, image_sha: str, k: int,
+                 _model: LoadedModel, _image: Image.Image) -> list[Prediction]:
     global ENGINE_CALLS
     ENGINE_CALLS += 1
     return predict(_model, _image, k=k)
+
+
+def cache_key(model: LoadedModel) -> tuple[str, Optional[str], str]:
+    """What identifies a model's results in every cache: name, weights and the image fit."""
+    return model.name, model.weights_sha256, model.preprocessing.fit
 
 
 class _Miss(Exception):
@@ -78,7 +89,7 @@ class _Miss(Exception):
 
 
 @st.cache_data(show_spinner=False, max_entries=2048)
-def _cam(model_name: str, weights_sha256: Optional[str], image_sha: str, layer: str, class_index: int,
+def _cam(model_name: str, weights_sha256: Optional[str], fit: str, image_sha: str, layer: str, class_index: int,
          method: str, _computed: Optional[dict[str, CamResult]]) -> CamResult:
     # Called first with _computed=None as a probe: a miss raises (st.cache_data never
     # caches an exception); called again with the fresh results to store them.
@@ -89,9 +100,10 @@ def _cam(model_name: str, weights_sha256: Optional[str], image_sha: str, layer: 
     return dataclasses.replace(_computed[method], map=np.zeros((0, 0), np.float32))
 
 
-def with_map(result: CamResult, image: Image.Image) -> CamResult:
-    """``result`` with its map on the image grid (cached results keep only the layer-size map)."""
-    return dataclasses.replace(result, map=on_grid(result.raw, image.width, image.height))
+def with_map(result: CamResult, image: Image.Image, preprocessing: Optional[Preprocessing] = None) -> CamResult:
+    """``result`` with its map on the image grid (cached results keep only the layer-size map), through
+    the fit of ``preprocessing`` when given (NaN outside a centre crop)."""
+    return dataclasses.replace(result, map=on_grid(result.raw, image.width, image.height, preprocessing))
 
 
 def explanations(model: LoadedModel, image: Image.Image, image_sha: str, layer: str, class_index: int,
@@ -113,22 +125,26 @@ def explanations(model: LoadedModel, image: Image.Image, image_sha: str, layer: 
         ExplainerError: with a message for the user (bad layer, method, class...).
     """
     global ENGINE_CALLS
-    key = (model.name, model.weights_sha256, image_sha, layer, int(class_index))
+    key = (*cache_key(model), image_sha, layer, int(class_index))
     found: dict[str, CamResult] = {}
     missing: list[str] = []
     for method in methods:
         try:
-            found[method] = with_map(_cam(*key, method, None), image)
+            found[method] = with_map(_cam(*key, method, None), image, model.preprocessing)
         except _Miss:
             missing.append(method)
     if missing and compute:
         ENGINE_CALLS += 1
-        result = explain(model, image, methods=missing, classes=[int(class_index)], layers=[layer],
-                         progress=progress)
-        computed = {r.method: r for r in result.results}
+
+        def keep(results: list[CamResult]) -> None:  # cached as each method ends: kept if the run is stopped
+            for r in results:
+                if r.method in missing and r.method not in found:
+                    _cam(*key, r.method, {r.method: r})
+                    found[r.method] = r
+
+        explain(model, image, methods=missing, classes=[int(class_index)], layers=[layer], progress=progress,
+                on_result=keep)
         for method in missing:
-            if method not in computed:
+            if method not in found:
                 raise ExplainerError(f"The engine returned no map for method {method!r}.")
-            _cam(*key, method, computed)
-            found[method] = computed[method]
     return {m: found[m] for m in methods if m in found}

@@ -66,7 +66,7 @@ def _panels(model: LoadedModel, image: Image.Image, image_name: str, image_sha: 
     cells = [(np.asarray(shown), f"As uploaded: {image_name} · {image.width} × {image.height}")]
     cells += [(picture, strong.caption(r, s, top_class, r.method_name, probability=False, last=f"{r.seconds:.2f} s"))
               for r, s, picture in zip(results, powers, strong.pictures(shown, results, powers, opacity, colormap,
-                                                                        shared))]
+                                                                        shared, model.preprocessing))]
     with grid:
         for row in range(0, len(cells), COLUMNS):
             for column, (picture, caption) in zip(st.columns(COLUMNS), cells[row:row + COLUMNS]):

@@ -12,7 +12,7 @@ from typing import Callable, Mapping, Optional, Sequence
 import streamlit as st
 from PIL import Image
 
-from explainers.explain import explain, predict
+from explainers.pipeline import explain, predict
 from explainers.models.spec import LoadedModel
 from explainers.report import build_report
 from explainers.results import CamResult
@@ -28,7 +28,7 @@ def report_bytes(model: LoadedModel, image: Image.Image, image_name: str, result
                  opacity: float, colormap: str, shared: bool = False,
                  metrics: Optional[Mapping[str, object]] = None) -> bytes:
     """The report (explainers.report) of ``results`` as UTF-8 HTML; fills in maps kept at layer size only."""
-    full = [r if r.map.size else loaders.with_map(r, image) for r in results]
+    full = [r if r.map.size else loaders.with_map(r, image, model.preprocessing) for r in results]
     report = build_report(model, image, full, predict(model, image, k=5), image_name=image_name,
                           metrics=metrics, colormap=colormap, opacity=opacity, shared_scale=shared)
     return report.html.encode("utf-8")

@@ -33,6 +33,7 @@ GALLERY_CHOICE = "sidebar_gallery"
 UPLOAD = "sidebar_upload"
 CAMERA = "sidebar_camera"
 MODEL = "sidebar_model"
+FIT = "sidebar_fit"  # how a non-square image meets the model's input (explainers.fit)
 
 # Compare page widgets.
 CLASS_SELECT = "compare_class_select"
@@ -53,7 +54,7 @@ RUN_SLOW = "compare_run_slow"
 DEFAULT_METHODS = ["gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam"]
 COLORMAPS = ["jet", "turbo", "viridis", "inferno", "magma", "plasma", "gray"]
 DEFAULTS: dict[str, object] = {
-    SOURCE: "Gallery", GALLERY_CHOICE: "Cat (Chelsea)", MODEL: DEFAULT_MODEL,
+    SOURCE: "Gallery", GALLERY_CHOICE: "Cat (Chelsea)", MODEL: DEFAULT_MODEL, FIT: "squash",
     METHODS: DEFAULT_METHODS, SLOW_ON: False, SLOW_METHODS: [],
     OPACITY: 0.5, COLORMAP: "jet", SHARED_SCALE: False,
 }
@@ -86,7 +87,25 @@ def init_state() -> None:
 
 def selection() -> Selection:
     """The current selection (set by the sidebar earlier in this run)."""
+    _through_the_frame()
     return st.session_state.get(SELECTION) or Selection()
+
+
+def _through_the_frame() -> None:
+    """Make sure this page runs inside app.py (the sidebar that sets the selection), never alone.
+
+    A ``pages/`` folder beside app.py makes Streamlit start in its old multipage mode
+    (``PagesManager.uses_pages_directory``, set per process, and on every ``AppTest.run``) until
+    ``st.navigation`` turns it off. In that mode a page requested by URL or by the previous run
+    runs ALONE: no sidebar, and the last run's selection left in the session (a new gallery choice
+    would be ignored). Here the page turns that mode off, as ``st.navigation`` does, and reruns,
+    so the run goes through app.py.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def require_selection() -> Selection:

@@ -46,20 +46,24 @@ def spans(results: Sequence[CamResult], shared: bool) -> list[tuple[float, float
     return [(max(s.low, 0.0), s.high) for s in own]
 
 
-def scaled_maps(results: Sequence[CamResult], size: tuple[int, int], shared: bool) -> list[np.ndarray]:
-    """Maps in [0, 1] at ``size`` (height, width), each over its own range or its family's."""
+def scaled_maps(results: Sequence[CamResult], size: tuple[int, int], shared: bool,
+                preprocessing=None) -> list[np.ndarray]:
+    """Maps in [0, 1] at ``size`` (height, width), each over its own range or its family's; through the
+    fit of ``preprocessing`` (the model's) when given (NaN outside a crop)."""
     if not shared:
-        return [r.map if r.map.shape == size else scale_to_range(r.raw, size, lo, hi)
+        return [r.map if r.map.shape == size else scale_to_range(r.raw, size, lo, hi, preprocessing)
                 for r, (lo, hi) in zip(results, spans(results, False))]
-    return [scale_to_range(r.raw, size, lo, hi) for r, (lo, hi) in zip(results, spans(results, True))]
+    return [scale_to_range(r.raw, size, lo, hi, preprocessing) for r, (lo, hi) in zip(results, spans(results, True))]
 
 
 def pictures(shown: Image.Image, results: Sequence[CamResult], strengths_: Sequence[MapStrength], opacity: float,
-             colormap: str, shared: bool) -> list[np.ndarray]:
-    """One picture per result: the overlay with a colorbar in raw units, or a gray "all zero" panel."""
+             colormap: str, shared: bool, preprocessing=None) -> list[np.ndarray]:
+    """One picture per result: the overlay with a colorbar in raw units, or a gray "all zero" panel
+    (``preprocessing``: the model's, for the fit of its maps)."""
     size = (shown.height, shown.width)
     out = []
-    for r, m, s, (low, high) in zip(results, scaled_maps(results, size, shared), strengths_, spans(results, shared)):
+    maps = scaled_maps(results, size, shared, preprocessing)
+    for r, m, s, (low, high) in zip(results, maps, strengths_, spans(results, shared)):
         if s.all_zero:
             what = "all zero" if s.high == 0 else f"constant {s.high:.3g}"
             blank = with_colorbar(blank_panel(shown, f"{r.method_name}: map is {what}\nat layer {r.layer}"),

@@ -10,6 +10,7 @@ from explainers.comparisons import layers_in_range, stage_layers
 from explainers.errors import ExplainerError
 from explainers.image_limits import load_notes
 from explainers.io import sniff_format
+from explainers.fit import FIT_LABELS, FITS, aspect_warning
 from explainers.layers import LayerInfo
 from explainers.methods.catalog import list_methods
 from explainers.models import MANIFEST_ERRORS
@@ -96,6 +97,26 @@ def model_picker(errors: list[str]) -> Optional[LoadedModel]:
     labels = " (independent labels, sigmoid)" if model.head == "sigmoid" else ""
     st.caption(f"**{names[name][0]}** · device **{model.device}** · {model.num_classes} classes{labels} · {weights}")
     return model
+
+
+def fit_picker(model: Optional[LoadedModel]) -> Optional[LoadedModel]:
+    """Sidebar, under the model: how a non-square image meets the model's input; returns the model with it."""
+    fit = st.radio("Image fit", FITS, key=state.FIT, format_func=FIT_LABELS.get,
+                   help="Squash: the whole image resized to the model's input, stretched. Letterbox: the whole "
+                        "image, aspect kept, padded with the mean color (the padding's part of the map is "
+                        "dropped). Centre crop: the model's own evaluation transform (shorter side resized, "
+                        "centre cropped); the map covers the crop, the rest is hatched.")
+    return model.with_fit(fit) if model is not None else None
+
+
+def fit_notice(model: LoadedModel, image: Image.Image) -> str:
+    """The caption of 'as the model sees it' (which fit is active); warns when the aspect ratio is far off."""
+    pre = model.preprocessing
+    warning = aspect_warning(image.width, image.height, pre.input_size, pre.fit)
+    if warning:
+        st.warning(warning)
+    height, width = pre.input_size
+    return f"As the model sees it: {width} × {height}, {FIT_LABELS[pre.fit].split(' (')[0].lower()}"
 
 
 def class_picker(model: LoadedModel, top1: int, context: tuple, predictions: Sequence[Prediction] = ()) -> int:
@@ -221,20 +242,27 @@ def slow_methods(model: LoadedModel, image: Image.Image, image_sha: str, layer: 
     channels = shape[1] if len(shape) == 4 else shape[-1] if shape else "?"  # (B, C, h, w) or (B, tokens, C)
     for key in methods:
         per_channel = f": {channels} channels here, so {channels} masked passes" if key in PER_CHANNEL else ""
+        if key == "scorecam":
+            per_channel += " at most (channels that are constant on this image run once)"
         st.caption(f"**{specs[key].display_name}** costs {specs[key].cost}{per_channel}.")
     done = loaders.explanations(model, image, image_sha, layer, class_index, methods, compute=False)
     pending = [m for m in methods if m not in done]
     if not pending:
         return done
     names = ", ".join(specs[m].display_name for m in pending)
+    if done:
+        st.caption("Kept from an earlier run: " + ", ".join(specs[m].display_name for m in done) + ".")
     if not st.button(f"Compute {names}", key=state.RUN_SLOW, type="primary"):
         st.caption("They are computed only when you press the button, then kept for this image.")
         return done
-    slot = st.empty()
+    # The run's own status (the toolbar's running indicator is hidden: toolbarMode "minimal").
+    # Each method is kept as soon as it ends: changing a control stops the run, not what it finished.
+    with st.status(f"Running {names}…", expanded=True) as status:
+        bar = st.progress(0.0, text="Starting…")
 
-    def progress(fraction: float, message: str) -> None:
-        slot.progress(min(max(float(fraction), 0.0), 1.0), text=message)
+        def progress(fraction: float, message: str) -> None:
+            bar.progress(min(max(float(fraction), 0.0), 1.0), text=message)
 
-    done = loaders.explanations(model, image, image_sha, layer, class_index, methods, progress=progress)
-    slot.empty()
+        done = loaders.explanations(model, image, image_sha, layer, class_index, methods, progress=progress)
+        status.update(label=f"Done: {names}", state="complete", expanded=False)
     return done

@@ -8,35 +8,46 @@ from __future__ import annotations
 import math
 from typing import Callable, Optional, Sequence
 
+import functools
+import types
+
 import numpy as np
 import torch
+import tqdm
 from pytorch_grad_cam import AblationCAM, FullGrad, ShapleyCAM
+from pytorch_grad_cam import ablation_cam as _library_ablation_cam
 from pytorch_grad_cam.ablation_layer import AblationLayer, AblationLayerVit
 from torch import nn
 
 from ..clones import shell_clone
 
-Progress = Optional[Callable[[float, str], None]]
+PassCounter = Optional[Callable[[int, int], None]]  # (masked passes done, passes this call makes)
+
+# The library's Ablation-CAM loop prints a tqdm bar to stderr (the server log) and has no switch;
+# progress is reported through _ReportingModel instead. Set once at import: no per-call race.
+_library_ablation_cam.tqdm = types.SimpleNamespace(tqdm=functools.partial(tqdm.tqdm, disable=True))
 
 
 class _ReportingModel(nn.Module):
     """Wraps a model to report each batch it runs (the library's loops only print tqdm bars)."""
 
-    def __init__(self, inner: nn.Module, total: int, label: str, progress: Progress) -> None:
+    def __init__(self, inner: nn.Module, total: int, progress: PassCounter) -> None:
         super().__init__()
         self.inner = inner
-        self.total, self.label, self.progress, self.done = max(total, 1), label, progress, 0
+        self.total, self.progress, self.done, self.calls = total, progress, 0, 0
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (n, 3, H, W), n masked inputs
         out = self.inner(x)
-        self.done += 1
+        self.calls += 1
+        if self.calls > 1:  # the first call is the plain (unablated) pass
+            self.done += x.shape[0]
         if self.progress is not None:
-            self.progress(min(self.done / self.total, 1.0), self.label)
+            self.progress(min(self.done, self.total), self.total)
         return out
 
 
 def score_cam(model: nn.Module, x: torch.Tensor, activations: np.ndarray, targets: Sequence[Callable],
-              batch_size: int = 16, progress: Progress = None) -> list[np.ndarray]:
+              batch_size: int = 16, progress: PassCounter = None) -> list[np.ndarray]:
     """Score-CAM maps for several targets from ONE sweep of masked passes.
 
     Same math as pytorch-grad-cam's ScoreCAM.get_cam_weights; written here because the
@@ -61,6 +72,8 @@ def score_cam(model: nn.Module, x: torch.Tensor, activations: np.ndarray, target
         constant = torch.nonzero(maxs == mins).flatten().tolist()
         runs = varying + constant[:1]  # every constant channel masks the input to zeros
         n_batches = math.ceil(len(runs) / batch_size)
+        if progress is not None:
+            progress(0, len(runs))
         logits: dict[int, torch.Tensor] = {}
         for b in range(n_batches):
             chunk = runs[b * batch_size:(b + 1) * batch_size]
@@ -69,7 +82,7 @@ def score_cam(model: nn.Module, x: torch.Tensor, activations: np.ndarray, target
             for c, row in zip(chunk, out):
                 logits[c] = row
             if progress is not None:
-                progress((b + 1) / n_batches, "Score-CAM masked passes")
+                progress(min((b + 1) * batch_size, len(runs)), len(runs))
         for c in constant[1:]:
             logits[c] = logits[constant[0]]
         all_logits = torch.stack([logits[c] for c in range(upsampled.shape[0])])  # (C, K)
@@ -83,12 +96,12 @@ def score_cam(model: nn.Module, x: torch.Tensor, activations: np.ndarray, target
 
 def ablation_cam(model: nn.Module, layer: str, x: torch.Tensor, activations: np.ndarray,
                  target: Callable, reshape: Optional[Callable], batch_size: int = 16,
-                 progress: Progress = None) -> np.ndarray:
+                 progress: PassCounter = None) -> np.ndarray:
     """pytorch-grad-cam's Ablation-CAM on a clone; a fresh AblationLayer per call (the
     library's default argument is one object shared by every caller: not thread-safe)."""
     clone = shell_clone(model)
     channels = activations.shape[1]
-    wrapped = _ReportingModel(clone, math.ceil(channels / batch_size) + 1, "Ablation-CAM passes", progress)
+    wrapped = _ReportingModel(clone, channels, progress)  # the library ablates every channel (ratio 1.0)
     layer_module = wrapped.get_submodule("inner." + layer)
     ablation = AblationLayerVit() if reshape is not None else AblationLayer()
     cam = AblationCAM(wrapped, [], reshape_transform=reshape, ablation_layer=ablation, batch_size=batch_size)

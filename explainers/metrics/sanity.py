@@ -32,7 +32,7 @@ from PIL import Image
 from torch import nn
 
 from ..errors import EvaluationError
-from ..explain import explain
+from ..pipeline import explain
 from ..methods.catalog import resolve_method
 from ..models.spec import LoadedModel
 from .common import Progress, check_class, rank_correlation

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..errors import EvaluationError
-from ..explain import explain
+from ..pipeline import explain
 from ..methods.catalog import resolve_method
 from ..models.spec import LoadedModel
 from .common import Progress, check_class, rank_correlation

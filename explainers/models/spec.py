@@ -1,6 +1,7 @@
 """What a model is to CAMscope: its spec (how to build it) and, once loaded, the module."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -8,6 +9,8 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 from PIL import Image
+
+from ..fit import Placement, check_fit, placement
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -18,17 +21,46 @@ _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """How an image becomes the model's input: the WHOLE image resized (no crop), then normalized."""
+    """How an image becomes the model's input: fitted to the input size (see ``explainers.fit``), then
+    normalized. ``fit``: "squash" (the whole image resized, the default), "letterbox" (the whole image,
+    aspect kept, padded with the mean color) or "crop" (shorter side to ``input / crop_pct``, centre crop)."""
 
     input_size: tuple[int, int] = (224, 224)  # (height, width)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     interpolation: str = "bicubic"
+    fit: str = "squash"
+    crop_pct: float = 0.875  # crop fit only: 224 / 0.875 = 256, torchvision's and timm's evaluation resize
+
+    def __post_init__(self) -> None:
+        check_fit(self.fit)
+
+    def with_fit(self, fit: str) -> "Preprocessing":
+        return dataclasses.replace(self, fit=check_fit(fit))
+
+    @property
+    def fill(self) -> tuple[int, int, int]:
+        """The letterbox padding: the mean color, so padded pixels are (about) 0 after normalization."""
+        return tuple(int(round(255 * m)) for m in self.mean)
+
+    def placement(self, width: int, height: int) -> Placement:
+        """Where the input lies on a ``width`` x ``height`` image (see ``explainers.fit.Placement``)."""
+        return placement(self.fit, self.input_size, width, height, self.crop_pct)
 
     def resize(self, image: Image.Image) -> Image.Image:
         """The image as the model sees it (before normalization), RGB."""
         h, w = self.input_size
-        return image.convert("RGB").resize((w, h), _RESAMPLE[self.interpolation])
+        image = image.convert("RGB")
+        if self.fit == "squash":
+            return image.resize((w, h), _RESAMPLE[self.interpolation])
+        place = self.placement(image.width, image.height)
+        scaled = image.resize(place.scaled, _RESAMPLE[self.interpolation])
+        if self.fit == "letterbox":
+            canvas = Image.new("RGB", (w, h), self.fill)
+            canvas.paste(scaled, place.content[:2])
+            return canvas
+        left, top = int(round((place.scaled[0] - w) / 2.0)), int(round((place.scaled[1] - h) / 2.0))
+        return scaled.crop((left, top, left + w, top + h))
 
     def to_tensor(self, image: Image.Image) -> torch.Tensor:
         """(1, 3, H, W) float32 tensor on the CPU."""
@@ -37,8 +69,11 @@ class Preprocessing:
         return torch.from_numpy(array.transpose(2, 0, 1).copy()).unsqueeze(0)
 
     def as_dict(self) -> dict:
+        crop = {"squash": "none (whole image resized, aspect ratio not kept)",
+                "letterbox": "none (whole image resized to fit, padded with the mean color)",
+                "crop": f"centre crop after resizing the shorter side to input / {self.crop_pct}"}[self.fit]
         return {"input_size": list(self.input_size), "mean": list(self.mean), "std": list(self.std),
-                "interpolation": self.interpolation, "crop": "none (whole image resized)"}
+                "interpolation": self.interpolation, "fit": self.fit, "crop": crop}
 
 
 @dataclass(frozen=True)
@@ -98,6 +133,13 @@ class LoadedModel:
     @property
     def head(self) -> str:
         return self.spec.head
+
+    def with_fit(self, fit: str) -> "LoadedModel":
+        """The same model (the same module, shared) seeing images with another fit."""
+        if fit == self.preprocessing.fit:
+            return self
+        spec = dataclasses.replace(self.spec, preprocessing=self.preprocessing.with_fit(fit))
+        return dataclasses.replace(self, spec=spec)
 
     @property
     def num_classes(self) -> int:

@@ -81,8 +81,10 @@ def preprocessing_of(weights) -> Preprocessing:
     interpolation = _INTERPOLATION.get(transforms.interpolation)
     if interpolation is None:
         raise ModelError(f"{weights} uses interpolation {transforms.interpolation}, which CAMscope does not support.")
+    resize = list(getattr(transforms, "resize_size", None) or [])
+    crop_pct = min(height, width) / resize[0] if resize else 0.875  # for the "crop" fit: e.g. 224 / 236 (ConvNeXt)
     return Preprocessing(input_size=(height, width), mean=tuple(transforms.mean), std=tuple(transforms.std),
-                         interpolation=interpolation)
+                         interpolation=interpolation, crop_pct=crop_pct)
 
 
 def build_pretrained(name: str, weights) -> torch.nn.Module:

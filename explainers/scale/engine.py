@@ -24,7 +24,7 @@ from ..batch import batch_tensor, default_batch_size, maps_from_capture
 from ..clones import borrowed_clone
 from ..device import plain_out_of_memory
 from ..errors import ImageError, MethodError, OutOfMemory, TargetError
-from ..explain import _predictions
+from ..pipeline import _predictions
 from ..layers import resolve_layers
 from ..methods.catalog import MethodSpec, resolve_method
 from ..methods.shared_pass import forward_capture

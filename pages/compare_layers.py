@@ -29,7 +29,8 @@ with st.spinner("Computing maps…"):
 shown = views.display_image(sha, image)
 cells = [(shown, f"Original · {image.width} × {image.height}")]
 powers = strong.strengths(results, {})
-for r, s, picture in zip(results, powers, strong.pictures(shown, results, powers, opacity, colormap, shared)):
+for r, s, picture in zip(results, powers, strong.pictures(shown, results, powers, opacity, colormap, shared,
+                                                                     model.preprocessing)):
     height, width = r.raw.shape
     star = " ★" if r.layer == model.target_layer else ""
     cells.append((picture, f"{r.layer}{star} · {height} × {width} · {strong.strength_note(r, s)}"))

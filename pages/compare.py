@@ -12,8 +12,7 @@ model, image, sha = chosen.model, chosen.image, chosen.image_sha256
 predictions = loaders.predictions(model.name, model.weights_sha256, sha, 5, model, image)
 with st.sidebar:  # the prediction stays in view beside the maps
     st.plotly_chart(figures.top_k_chart(predictions, compact=True), width="stretch", key="compare_top_k_chart")
-    height, width = model.preprocessing.input_size
-    st.image(model.preprocessing.resize(image), caption=f"As the model sees it: {width} × {height}", width=160)
+    st.image(model.preprocessing.resize(image), caption=widgets.fit_notice(model, image), width=160)
     st.caption("The reviewer report of this page is with the downloads under the maps.")
 
 pick_class, pick_layer, pick_methods = st.columns([4, 3, 4])  # one compact control row

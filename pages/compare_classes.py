@@ -42,7 +42,8 @@ powers = strong.strengths(results, reference)
 cells = [(shown, f"Original · {image.width} × {image.height}")]
 cells += [(picture, f"{r.class_name} ({r.class_index}) @ {r.layer} · p={r.probability:.1%} · "
                     f"{strong.strength_note(r, s, top[0].name)}")
-          for r, s, picture in zip(results, powers, strong.pictures(shown, results, powers, opacity, colormap, shared))]
+          for r, s, picture in zip(results, powers, strong.pictures(shown, results, powers, opacity, colormap, shared,
+                                                                                   model.preprocessing))]
 views.grid(cells)
 
 st.subheader("Why A rather than B?")
@@ -58,9 +59,9 @@ if a == b:
                  key="classes")
     st.stop()
 map_a, map_b, contrast = views.cams(model, image, sha, method, classes=[a, b], contrast=(a, b))
-a_overlay, b_overlay = views.overlays(shown, [map_a, map_b], opacity, colormap, shared=True)
+a_overlay, b_overlay = views.overlays(shown, [map_a, map_b], opacity, colormap, True, model.preprocessing)
 difference, largest = views.difference_overlay(shown, map_a, map_b, opacity)
-views.grid([(views.overlays(shown, [contrast], opacity, colormap, False)[0], f"{contrast.label} · "
+views.grid([(views.overlays(shown, [contrast], opacity, colormap, False, model.preprocessing)[0], f"{contrast.label} · "
              f"logit difference {contrast.score:+.2f}"),
             (difference, f"{map_a.class_name} − {map_b.class_name} · largest difference {largest:.2f}"),
             (a_overlay, f"A: {map_a.class_name} · p={map_a.probability:.1%}"),

@@ -18,13 +18,16 @@ from .methods import guided as guided_methods
 from .methods import model_methods
 from .methods.catalog import MethodSpec, resolve_method
 from .methods.shared_pass import forward_capture, layer_gradients, shared_cam, to_numpy_map
+from .fit import normalized_on_image
 from .methods.transformer_methods import (ATTENTION_LAYER, NEEDS_GRADIENTS, AttentionRecorder,
                                           transformer_maps)
-from .models.spec import LoadedModel
+from .models.spec import LoadedModel, Preprocessing
+from .progress import MethodProgress, Progress, ProgressTracker
 from .results import CamResult, Explanation, Prediction
 from .targets import ClassTarget, ContrastTarget, Target, build_targets, finer_target
 
-Progress = Optional[Callable[[float, str], None]]
+ResultSink = Optional[Callable[[list[CamResult]], None]]
+UNITS = {"scorecam": "masked pass", "ablationcam": "ablation pass"}  # the others count maps
 FULL_MODEL_LAYER = "(whole model)"  # FullGrad uses every bias layer, not the chosen one
 
 
@@ -56,17 +59,27 @@ def _predictions(model: LoadedModel, logits: torch.Tensor, k: int = 5) -> list[P
             for i in top]
 
 
-def predict(model: LoadedModel, image: Image.Image, k: int = 5) -> list[Prediction]:
-    """The model's top-k classes for ``image`` (best first), with logits and probabilities."""
+def predict(model: LoadedModel, image: Image.Image, k: int = 5, fit: str | None = None) -> list[Prediction]:
+    """The model's top-k classes for ``image`` (best first), with logits and probabilities.
+
+    ``fit`` ("squash", "letterbox", "crop"; default: the model's preprocessing) says how a
+    non-square image meets the model's input (see ``explainers.fit``)."""
     model, image = _check_model(model), _check_image(image)
+    model = model.with_fit(fit) if fit is not None else model
     with plain_out_of_memory(model.device, "this prediction"), torch.inference_mode():
         logits = model.module(model.preprocessing.to_tensor(image).to(model.device))
     return _predictions(model, logits, k)
 
 
-def on_grid(raw: np.ndarray, width: int, height: int) -> np.ndarray:
+def on_grid(raw: np.ndarray, width: int, height: int, preprocessing: Preprocessing | None = None) -> np.ndarray:
     """A map resized to width x height and normalized to [0, 1], scaled exactly as pytorch-grad-cam
-    scales a single layer's map (normalize, resize, normalize again)."""
+    scales a single layer's map (normalize, resize, normalize again).
+
+    With ``preprocessing`` whose fit is "letterbox" or "crop", the map goes back through that fit:
+    the padding is dropped, and with "crop" the part of the image the model did not see is NaN."""
+    if preprocessing is not None and preprocessing.fit != "squash":
+        return normalized_on_image(raw, preprocessing.input_size, preprocessing.placement(width, height),
+                                   width, height)
     resized = scale_cam_image(np.maximum(raw, 0)[None], (width, height))
     return np.clip(scale_cam_image(resized)[0], 0.0, 1.0)
 
@@ -74,8 +87,8 @@ def on_grid(raw: np.ndarray, width: int, height: int) -> np.ndarray:
 def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("gradcam",),
             classes: Sequence[int] | None = None, top_k: int | None = None,
             contrast: tuple[int, int] | None = None, layers: Sequence[str] | None = None,
-            progress: Progress = None, batch_size: int = 16,
-            options: Mapping[str, Mapping[str, object]] | None = None) -> Explanation:
+            progress: Progress = None, batch_size: int = 16, on_result: ResultSink = None,
+            fit: str | None = None, options: Mapping[str, Mapping[str, object]] | None = None) -> Explanation:
     """Explain ``image`` with several methods, layers and targets at once.
 
     All one-pass methods (Grad-CAM, HiResCAM, Grad-CAM++, ...) share ONE forward
@@ -83,19 +96,25 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
 
     Args:
         model: from ``load_model``.
-        image: a PIL image (any size; the whole image is resized, not cropped).
+        image: a PIL image (any size; by default the whole image is resized, not cropped).
         methods: method keys or display names (see ``list_methods``).
         classes / top_k: which classes to explain (default: the top-1 class).
         contrast: (A, B) adds a map for "A rather than B" (logit A minus logit B).
         layers: module names (default: the model's recommended layer).
-        progress: called with (fraction done, what is running) during slow methods.
+        progress: called with (fraction done, what is running), from 0, with counts and the time
+            left during slow methods (see ``explainers.progress``).
         batch_size: masked passes per batch for Score-CAM and Ablation-CAM.
+        on_result: called with each method's results as soon as that method is done (the one-pass
+            methods together), so a caller can keep them if the call is interrupted later.
+        fit: "squash", "letterbox" or "crop" (default: the model's preprocessing, "squash"); the
+            maps come back on the original image grid through the same fit (NaN outside a crop).
         options: per-method settings, e.g. ``{"attention_rollout": {"head_fusion": "max",
             "discard_ratio": 0.9}}`` (defaults: the paper's, mean and 0).
     Returns:
         An Explanation with one CamResult per (method, layer, target).
     """
     model, image = _check_model(model), _check_image(image)
+    model = model.with_fit(fit) if fit is not None else model
     if isinstance(methods, str):
         methods = [methods]
     specs = list({s.key: s for s in (resolve_method(m) for m in methods)}.values())
@@ -114,10 +133,10 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
     timings: dict[str, float] = {}
     jobs = [s for s in specs if s.kind not in ("shared", "transformer")]
     attention_keys = [s.key for s in specs if s.kind == "transformer"]
-    report = _Reporter(progress, 1 + len(jobs))
 
     with plain_out_of_memory(model.device, "this explanation"), borrowed_clone(model.module) as clone:
         start = time.perf_counter()
+        ProgressTracker(progress, {}).start()  # 0 at once: the shared pass can take seconds on a big model
         recorder = attention_recorder(clone, model, attention_keys)
         try:
             # gradients of every block's attention need the graph from the input on (CAMs alone: from the layer)
@@ -145,6 +164,8 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
         del capture  # frees the graph
         make = ResultMaker(model, logits, width, height)
 
+        tracker = ProgressTracker(progress, {s.display_name: _plan(s, acts, layer_names, len(targets))
+                                             for s in jobs})
         shared_specs = [s for s in specs if s.kind == "shared"]
         n_shared = max(len(shared_specs) * len(targets) * len(layer_names), 1)
         for spec in shared_specs:
@@ -155,47 +176,68 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
                     results.append(make(spec, n, target, raw, time.perf_counter() - t0 + shared_time / n_shared))
         for (key, t_i), raw in attention_maps.items():
             results.append(make(resolve_method(key), ATTENTION_LAYER, targets[t_i], raw, shared_time / n_shared))
-        report.step("one-pass methods done")
+        if results and on_result is not None:
+            on_result(list(results))
 
         for spec in jobs:
             t0 = time.perf_counter()
-            sub = report.sub(spec.display_name)
+            counter, made = tracker.method(spec.display_name), []
             for n in ([FULL_MODEL_LAYER] if spec.key == "fullgrad" else layer_names):
-                raws = _run_job(spec, clone, model, n, x, acts.get(n), targets, grads, logits, batch_size, sub)
+                raws = _run_job(spec, clone, model, n, x, acts.get(n), targets, grads, logits, batch_size, counter)
                 elapsed = (time.perf_counter() - t0) / max(len(raws), 1)
-                results.extend(make(spec, n, t, raw, elapsed) for t, raw in zip(targets, raws))
+                made.extend(make(spec, n, t, raw, elapsed) for t, raw in zip(targets, raws))
             timings[spec.key] = time.perf_counter() - t0
-            report.step(f"{spec.display_name} done")
+            results.extend(made)
+            tracker.finish(spec.display_name)
+            if on_result is not None:
+                on_result(made)
 
     return Explanation(model=model.name, image_size=(width, height), input_size=tuple(x.shape[-2:]),
                        predictions=_predictions(model, logits), results=results, timings=timings,
-                       head=model.head)
+                       head=model.head, fit=model.preprocessing.fit)
+
+
+def _plan(spec: MethodSpec, acts: dict[str, np.ndarray], layers: Sequence[str], n_targets: int) -> tuple[int, str]:
+    """(upper bound of the units of work, unit name) of one slow method: its masked passes, else its maps."""
+    channels = [acts[n].shape[1] for n in layers]  # (1, C, h, w) per layer
+    if spec.key == "scorecam":  # one sweep for all targets; constant channels run once (fewer)
+        return sum(channels), UNITS[spec.key]
+    if spec.key == "ablationcam":
+        return sum(channels) * n_targets, UNITS[spec.key]
+    return (1 if spec.key == "fullgrad" else len(layers)) * n_targets, "map"
 
 
 def _run_job(spec: MethodSpec, clone: torch.nn.Module, model: LoadedModel, layer: str, x: torch.Tensor,
              acts: np.ndarray | None, targets: list[Target], grads: dict, logits: torch.Tensor,
-             batch_size: int, progress: Progress) -> list[np.ndarray]:
+             batch_size: int, counter: MethodProgress) -> list[np.ndarray]:
     """One slow method for every target at one layer; returns one raw map per target."""
     reshape = model.reshape_transform
     if spec.key == "scorecam":
-        return model_methods.score_cam(clone, x, acts, targets, batch_size, progress)
+        return model_methods.score_cam(clone, x, acts, targets, batch_size, counter.call(acts.shape[1]))
     if spec.key == "ablationcam":
-        return [model_methods.ablation_cam(clone, layer, x, acts, t, reshape, batch_size, progress) for t in targets]
+        return [model_methods.ablation_cam(clone, layer, x, acts, t, reshape, batch_size, counter.call(acts.shape[1]))
+                for t in targets]
+    out = []
+    for t_i, t in enumerate(targets):
+        out.append(_one_map(spec, clone, model, layer, x, acts, t_i, t, grads, logits))
+        counter.step()
+    return out
+
+
+def _one_map(spec: MethodSpec, clone: torch.nn.Module, model: LoadedModel, layer: str, x: torch.Tensor,
+             acts: np.ndarray | None, t_i: int, target: Target, grads: dict, logits: torch.Tensor) -> np.ndarray:
+    """The raw map of a method that makes one map per call (FullGrad, ShapleyCAM, Finer-CAM, guided)."""
     if spec.key in ("fullgrad", "shapleycam"):
-        return [model_methods.library_full_map(spec.key, clone, layer, x, t, reshape) for t in targets]
+        return model_methods.library_full_map(spec.key, clone, layer, x, target, model.reshape_transform)
     if spec.key == "finercam":
         gradcam = resolve_method("gradcam").library_class
-        return [shared_cam(gradcam, acts, grads[("finer", t_i, layer)], [finer_target(logits, t.index)])
-                for t_i, t in enumerate(targets)]
+        return shared_cam(gradcam, acts, grads[("finer", t_i, layer)], [finer_target(logits, target.index)])
     if spec.key in ("guided_backprop", "guided_gradcam"):
-        out = []
-        for t_i, t in enumerate(targets):
-            sal = guided_methods.saliency(guided_methods.guided_backprop(clone, x, t))  # (H_in, W_in)
-            if spec.key == "guided_gradcam":
-                cam = shared_cam(resolve_method("gradcam").library_class, acts, grads[(t_i, layer)], [t])
-                sal = sal * on_grid(cam, sal.shape[1], sal.shape[0])
-            out.append(sal)
-        return out
+        sal = guided_methods.saliency(guided_methods.guided_backprop(clone, x, target))  # (H_in, W_in)
+        if spec.key == "guided_gradcam":
+            cam = shared_cam(resolve_method("gradcam").library_class, acts, grads[(t_i, layer)], [target])
+            sal = sal * on_grid(cam, sal.shape[1], sal.shape[0])
+        return sal
     raise MethodError(f"Method {spec.display_name} is registered but has no implementation.")
 
 
@@ -224,23 +266,5 @@ class ResultMaker:
             method=spec.key, method_name=spec.display_name, layer=layer, class_index=target.index,
             class_name=cats[target.index], score=float(target(self.logits)[0]),
             probability=float(self.probs[target.index]), raw=raw,
-            map=on_grid(raw, self.width, self.height), seconds=float(seconds),
+            map=on_grid(raw, self.width, self.height, self.model.preprocessing), seconds=float(seconds),
             contrast_index=other, contrast_name=cats[other] if other is not None else None)
-
-
-class _Reporter:
-    """Maps each stage's own 0..1 progress onto the whole call's 0..1."""
-
-    def __init__(self, progress: Progress, stages: int) -> None:
-        self.progress, self.stages, self.done = progress, stages, 0
-
-    def step(self, label: str) -> None:
-        self.done += 1
-        if self.progress is not None:
-            self.progress(min(self.done / self.stages, 1.0), label)
-
-    def sub(self, label: str) -> Progress:
-        if self.progress is None:
-            return None
-        base, share = self.done / self.stages, 1 / self.stages
-        return lambda fraction, text=label: self.progress(min(base + share * fraction, 1.0), f"{label}: {text}")
