@@ -1,6 +1,7 @@
 """The engine's entry points: ``predict`` and ``explain``."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Callable, Optional, Sequence
 
@@ -13,9 +14,11 @@ from .clones import borrowed_clone
 from .device import plain_out_of_memory
 from .errors import ImageError, MethodError
 from .layers import resolve_layers
+from .methods import extra_methods, smoothing
 from .methods import guided as guided_methods
 from .methods import model_methods
 from .methods.catalog import MethodSpec, resolve_method
+from .methods.options import MethodOptions
 from .methods.shared_pass import forward_capture, layer_gradients, shared_cam, to_numpy_map
 from .models.spec import LoadedModel
 from .results import CamResult, Explanation, Prediction
@@ -68,7 +71,7 @@ def on_grid(raw: np.ndarray, width: int, height: int) -> np.ndarray:
 def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("gradcam",),
             classes: Sequence[int] | None = None, top_k: int | None = None,
             contrast: tuple[int, int] | None = None, layers: Sequence[str] | None = None,
-            progress: Progress = None, batch_size: int = 16) -> Explanation:
+            progress: Progress = None, batch_size: int = 16, options: MethodOptions | None = None) -> Explanation:
     """Explain ``image`` with several methods, layers and targets at once.
 
     All one-pass methods (Grad-CAM, HiResCAM, Grad-CAM++, ...) share ONE forward
@@ -82,7 +85,8 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
         contrast: (A, B) adds a map for "A rather than B" (logit A minus logit B).
         layers: module names (default: the model's recommended layer).
         progress: called with (fraction done, what is running) during slow methods.
-        batch_size: masked passes per batch for Score-CAM and Ablation-CAM.
+        batch_size: masked passes per batch for Score-CAM, Ablation-CAM, occlusion, SS-CAM and IS-CAM.
+        options: aug-smooth, eigen-smooth, a noise tunnel, and the settings of the methods that have some.
     Returns:
         An Explanation with one CamResult per (method, layer, target).
     """
@@ -99,8 +103,9 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
     width, height = image.size
     x = model.preprocessing.to_tensor(image).to(model.device)
     keys = {s.key for s in specs}
+    options = options or MethodOptions()
     need_grads = any(s.kind == "shared" and s.uses_gradients for s in specs) or bool(
-        keys & {"guided_gradcam", "finercam"})
+        keys & {"guided_gradcam", "finercam"}) or any(extra_methods.needs_shared_gradients(k) for k in keys)
     results: list[CamResult] = []
     timings: dict[str, float] = {}
     jobs = [s for s in specs if s.kind != "shared"]
@@ -127,21 +132,37 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
 
         shared_specs = [s for s in specs if s.kind == "shared"]
         n_shared = max(len(shared_specs) * len(targets) * len(layer_names), 1)
+        smoothed = _smoothed_shared_maps(shared_specs, clone, x, layer_names, targets, reshape, options)
         for spec in shared_specs:
+            shown = _with_options(spec, options)
             for t_i, target in enumerate(targets):
                 for n in layer_names:
                     t0 = time.perf_counter()
-                    raw = shared_cam(spec.library_class, acts[n], grads.get((t_i, n)), [target])
-                    results.append(make(spec, n, target, raw, time.perf_counter() - t0 + shared_time / n_shared))
+                    raw = smoothed[(spec.key, t_i, n)] if smoothed else shared_cam(
+                        spec.library_class, acts[n], grads.get((t_i, n)), [target], eigen_smooth=options.eigen_smooth)
+                    results.append(make(shown, n, target, raw, time.perf_counter() - t0 + shared_time / n_shared))
         report.step("one-pass methods done")
 
+        context = extra_methods.JobContext(clone, image, model.preprocessing.resize(image), x, layer_names, acts,
+                                           grads, targets, logits, batch_size, None, options, reshape)
         for spec in jobs:
             t0 = time.perf_counter()
             sub = report.sub(spec.display_name)
+            if spec.kind == "extra":
+                context.progress = sub
+                for n in extra_methods.layers_for(spec.key, layer_names):
+                    raws = extra_methods.run(spec.key, context, n)
+                    elapsed = (time.perf_counter() - t0) / max(len(raws), 1)
+                    results.extend(make(_with_options(spec, options), n, t, raw, elapsed)
+                                   for t, raw in zip(targets, raws))
+                timings[spec.key] = time.perf_counter() - t0
+                report.step(f"{spec.display_name} done")
+                continue
             for n in ([FULL_MODEL_LAYER] if spec.key == "fullgrad" else layer_names):
-                raws = _run_job(spec, clone, model, n, x, acts.get(n), targets, grads, logits, batch_size, sub)
+                raws = _run_job(spec, clone, model, n, x, acts.get(n), targets, grads, logits, batch_size, sub,
+                                options)
                 elapsed = (time.perf_counter() - t0) / max(len(raws), 1)
-                results.extend(make(spec, n, t, raw, elapsed) for t, raw in zip(targets, raws))
+                results.extend(make(_with_options(spec, options), n, t, raw, elapsed) for t, raw in zip(targets, raws))
             timings[spec.key] = time.perf_counter() - t0
             report.step(f"{spec.display_name} done")
 
@@ -149,9 +170,40 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
                        predictions=_predictions(model, logits), results=results, timings=timings)
 
 
+_OPTION_METHODS = {"cam", "refinecam", "randomcam", "smoothgradcam++"}  # "extra" methods eigen-smooth applies to
+
+
+def _with_options(spec: MethodSpec, options: MethodOptions) -> MethodSpec:
+    """The spec named with the options that changed its maps (e.g. "Grad-CAM (aug-smooth)")."""
+    if spec.kind == "shared":
+        applied = options
+    elif spec.key in _OPTION_METHODS:
+        applied = MethodOptions(eigen_smooth=options.eigen_smooth)
+    elif spec.key == "guided_backprop":
+        applied = MethodOptions(noise_tunnel=options.noise_tunnel)
+    else:
+        return spec
+    suffix = applied.suffix()
+    return dataclasses.replace(spec, display_name=spec.display_name + suffix) if suffix else spec
+
+
+def _smoothed_shared_maps(specs: list[MethodSpec], clone: torch.nn.Module, x: torch.Tensor, layers: list[str],
+                          targets: list[Target], reshape, options: MethodOptions) -> dict:
+    """The one-pass maps under aug-smooth or a noise tunnel (their own batched pass); {} when neither is on."""
+    if not specs:
+        return {}
+    if options.aug_smooth:
+        return smoothing.aug_smooth_maps(specs, clone, x, layers, targets, reshape, options.eigen_smooth)
+    if options.noise_tunnel is not None:
+        tunnel = options.noise_tunnel
+        return smoothing.noise_tunnel_maps(specs, clone, x, layers, targets, tunnel,
+                                           options.noise_source(tunnel.std, x.device), reshape, options.eigen_smooth)
+    return {}
+
+
 def _run_job(spec: MethodSpec, clone: torch.nn.Module, model: LoadedModel, layer: str, x: torch.Tensor,
              acts: np.ndarray | None, targets: list[Target], grads: dict, logits: torch.Tensor,
-             batch_size: int, progress: Progress) -> list[np.ndarray]:
+             batch_size: int, progress: Progress, options: MethodOptions | None = None) -> list[np.ndarray]:
     """One slow method for every target at one layer; returns one raw map per target."""
     reshape = model.spec.reshape_transform
     if spec.key == "scorecam":
@@ -164,6 +216,10 @@ def _run_job(spec: MethodSpec, clone: torch.nn.Module, model: LoadedModel, layer
         gradcam = resolve_method("gradcam").library_class
         return [shared_cam(gradcam, acts, grads[("finer", t_i, layer)], [finer_target(logits, t.index)])
                 for t_i, t in enumerate(targets)]
+    tunnel = options.noise_tunnel if options is not None else None
+    if spec.key == "guided_backprop" and tunnel is not None:
+        noisy = smoothing.noisy_guided_backprop(clone, x, targets, tunnel, options.noise_source(tunnel.std, x.device))
+        return [guided_methods.saliency(g) for g in noisy]
     if spec.key in ("guided_backprop", "guided_gradcam"):
         out = []
         for t_i, t in enumerate(targets):
