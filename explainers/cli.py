@@ -20,6 +20,7 @@ import numpy as np
 
 from .cli_dataset import add_dataset
 from .cli_evaluate import add_evaluate
+from .cli_method_options import add_method_options, method_options, options_summary
 from .cli_report import add_report
 from .errors import ExplainerError
 
@@ -57,6 +58,7 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity in [0, 1] (default: 0.5)")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: CAMSCOPE_DEVICE, else the best)")
+    add_method_options(p)
     p.set_defaults(run=run_explain)
 
 
@@ -109,6 +111,7 @@ def run_explain(args: argparse.Namespace) -> int:
     if not 0.0 <= args.opacity <= 1.0:
         raise UsageError(f"--opacity must be between 0 and 1, not {args.opacity}")
     colorize(np.zeros((1, 1)), args.colormap)  # check the colormap before the slow part
+    options = method_options(args)
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -124,7 +127,7 @@ def run_explain(args: argparse.Namespace) -> int:
     methods = args.method or ["gradcam"]
     t0 = time.perf_counter()
     result = explain(model, image, methods=methods, classes=args.classes, top_k=args.top_k,
-                     contrast=tuple(args.contrast) if args.contrast else None, layers=args.layer)
+                     contrast=tuple(args.contrast) if args.contrast else None, layers=args.layer, options=options)
     timings["explain"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -159,7 +162,7 @@ def run_explain(args: argparse.Namespace) -> int:
             "classes": list(dict.fromkeys(r.class_index for r in result.results)),
             "requested": {"classes": args.classes, "top_k": args.top_k, "contrast": args.contrast,
                           "layers": args.layer, "methods": methods},
-            "colormap": args.colormap, "opacity": args.opacity,
+            "colormap": args.colormap, "opacity": args.opacity, "method_options": options_summary(options),
             "preprocessing": model.preprocessing.as_dict(), "device": str(model.device),
         },
         "versions": package_versions(),

@@ -20,6 +20,7 @@ from explainers.errors import ExplainerError
 from explainers.explain import explain, on_grid, predict
 from explainers.io import image_sha256, load_image
 from explainers.layers import LayerInfo, list_layers
+from explainers.methods.options import MethodOptions
 from explainers.models import list_models, load_model
 from explainers.models.spec import LoadedModel, ModelSpec
 from explainers.results import CamResult, Prediction
@@ -96,7 +97,7 @@ def with_map(result: CamResult, image: Image.Image) -> CamResult:
 
 def explanations(model: LoadedModel, image: Image.Image, image_sha: str, layer: str, class_index: int,
                  methods: Sequence[str], progress: Optional[Progress] = None,
-                 compute: bool = True) -> dict[str, CamResult]:
+                 compute: bool = True, options: Optional[MethodOptions] = None) -> dict[str, CamResult]:
     """One CamResult per method, from the cache where possible.
 
     Args:
@@ -105,6 +106,7 @@ def explanations(model: LoadedModel, image: Image.Image, image_sha: str, layer: 
         methods: method keys, e.g. ["gradcam", "scorecam"].
         progress: called with (fraction, message) while missing maps are computed.
         compute: False returns only what is cached already (nothing is computed).
+        options: aug-smooth / eigen-smooth (part of the cache key).
 
     Returns:
         {method: CamResult} in the order of ``methods`` (without the missing ones if not ``compute``).
@@ -116,19 +118,20 @@ def explanations(model: LoadedModel, image: Image.Image, image_sha: str, layer: 
     key = (model.name, model.weights_sha256, image_sha, layer, int(class_index))
     found: dict[str, CamResult] = {}
     missing: list[str] = []
+    tag = options.suffix() if options is not None else ""  # "" for the defaults: old cache keys stay valid
     for method in methods:
         try:
-            found[method] = with_map(_cam(*key, method, None), image)
+            found[method] = with_map(_cam(*key, method + tag, None), image)
         except _Miss:
             missing.append(method)
     if missing and compute:
         ENGINE_CALLS += 1
         result = explain(model, image, methods=missing, classes=[int(class_index)], layers=[layer],
-                         progress=progress)
+                         progress=progress, options=options)
         computed = {r.method: r for r in result.results}
         for method in missing:
             if method not in computed:
                 raise ExplainerError(f"The engine returned no map for method {method!r}.")
-            _cam(*key, method, computed)
+            _cam(*key, method + tag, {method + tag: computed[method]})
             found[method] = computed[method]
     return {m: found[m] for m in methods if m in found}

@@ -10,6 +10,7 @@ from explainers.dicom import is_dicom
 from explainers.errors import ExplainerError
 from explainers.layers import LayerInfo
 from explainers.methods.catalog import list_methods
+from explainers.methods.options import MethodOptions
 from explainers.models import MANIFEST_ERRORS
 from explainers.models.spec import LoadedModel
 
@@ -122,8 +123,18 @@ def layer_picker(model: LoadedModel) -> str:
                         help="★ marks the recommended layer. Shapes are channels × height × width.")
 
 
+def smoothing_toggles() -> MethodOptions:
+    """pytorch-grad-cam's aug_smooth and eigen_smooth, as two toggles side by side."""
+    aug, eigen = st.columns(2)
+    return MethodOptions(
+        aug_smooth=aug.toggle("Aug-smooth", key=state.AUG_SMOOTH,
+                              help="Average each one-pass CAM over 6 flipped / brightened copies (one batched pass)."),
+        eigen_smooth=eigen.toggle("Eigen-smooth", key=state.EIGEN_SMOOTH,
+                                  help="First principal component of the weighted activations: less noise."))
+
+
 def slow_methods(model: LoadedModel, image: Image.Image, image_sha: str, layer: str, class_index: int,
-                 methods: list[str]) -> dict:
+                 methods: list[str], options: MethodOptions | None = None) -> dict:
     """Opt-in slow methods: their cost up front, a button to run them, progress while they run.
 
     Returns:
@@ -136,7 +147,8 @@ def slow_methods(model: LoadedModel, image: Image.Image, image_sha: str, layer: 
     for key in methods:
         per_channel = f": {channels} channels here, so {channels} masked passes" if key in PER_CHANNEL else ""
         st.caption(f"**{specs[key].display_name}** costs {specs[key].cost}{per_channel}.")
-    done = loaders.explanations(model, image, image_sha, layer, class_index, methods, compute=False)
+    done = loaders.explanations(model, image, image_sha, layer, class_index, methods, compute=False,
+                                options=options)
     pending = [m for m in methods if m not in done]
     if not pending:
         return done
@@ -149,6 +161,7 @@ def slow_methods(model: LoadedModel, image: Image.Image, image_sha: str, layer: 
     def progress(fraction: float, message: str) -> None:
         slot.progress(min(max(float(fraction), 0.0), 1.0), text=message)
 
-    done = loaders.explanations(model, image, image_sha, layer, class_index, methods, progress=progress)
+    done = loaders.explanations(model, image, image_sha, layer, class_index, methods, progress=progress,
+                                options=options)
     slot.empty()
     return done

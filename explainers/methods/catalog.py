@@ -30,6 +30,7 @@ class MethodSpec:
     uses_gradients: bool = True
     slow: bool = False  # opt-in in the app: many forward passes
     family: str = ""  # one of FAMILIES; empty: derived from ``kind`` (see family_of)
+    min_layers: int = 1  # RefineCAM combines two or more layers
 
 
 FAMILIES = ("one-pass CAMs", "perturbation", "smoothing", "transformer", "pixel attribution", "baselines")
@@ -91,16 +92,16 @@ _add("guided_gradcam", "Guided Grad-CAM", "Guided Backprop multiplied by the Gra
 
 
 def _extra(key: str, display_name: str, description: str, cost: str, paper: str, family: str,
-           uses_gradients: bool = True, slow: bool = False) -> None:
+           uses_gradients: bool = True, slow: bool = False, min_layers: int = 1) -> None:
     METHODS.add(key, MethodSpec(key, display_name, description, cost, paper, "extra", None, uses_gradients, slow,
-                                family))
+                                family, min_layers))
 
 
 _extra("cam", "CAM", "The classifier's class weights over the globally pooled channels (GAP + linear models only).",
        ONE_PASS, "Zhou et al., CVPR 2016, arXiv:1512.04150", "one-pass CAMs", uses_gradients=False)
 _extra("refinecam", "RefineCAM", "Grad-CAM++ maps of two or more layers multiplied: early layers denoised.",
        "one pass (shared), all chosen layers", "How to Evaluate and Refine your CAM, 2026, arXiv:2605.14641",
-       "one-pass CAMs")
+       "one-pass CAMs", min_layers=2)
 _extra("occlusion", "Occlusion", "A sliding grey patch; each pixel gets the mean drop in the class score.",
        "N passes (one per patch position, batched)", "Zeiler & Fergus, ECCV 2014, arXiv:1311.2901",
        "perturbation", uses_gradients=False, slow=True)
@@ -127,11 +128,16 @@ def family_of(spec: MethodSpec) -> str:
     return spec.family or _KEY_FAMILY.get(spec.key) or _KIND_FAMILY.get(spec.kind, "one-pass CAMs")
 
 
-def grouped_methods(slow: bool | None = None) -> list[tuple[str, list[MethodSpec]]]:
-    """Methods by family, in ``FAMILIES`` order (unknown families last); ``slow`` filters when given."""
+def grouped_methods(slow: bool | None = None, layers: int | None = None) -> list[tuple[str, list[MethodSpec]]]:
+    """Methods by family, in ``FAMILIES`` order (unknown families last).
+
+    Args:
+        slow: only the slow (or only the fast) methods, when given.
+        layers: only the methods that can run on this many layers, when given.
+    """
     groups: dict[str, list[MethodSpec]] = {f: [] for f in FAMILIES}
     for spec in list_methods():
-        if slow is None or spec.slow == slow:
+        if (slow is None or spec.slow == slow) and (layers is None or spec.min_layers <= layers):
             groups.setdefault(family_of(spec), []).append(spec)
     return [(family, specs) for family, specs in groups.items() if specs]
 
@@ -140,6 +146,11 @@ def picker_label(spec: MethodSpec) -> str:
     """How the method picker shows a method: its family, its name, its cost up front."""
     family = family_of(spec)
     return f"{family[:1].upper() + family[1:]} · {spec.display_name} — {spec.cost}"
+
+
+def picker_options(slow: bool | None = None, layers: int | None = None) -> dict[str, str]:
+    """{method key: picker label}, grouped by family: what a method multiselect lists."""
+    return {spec.key: picker_label(spec) for _, specs in grouped_methods(slow, layers) for spec in specs}
 
 
 def resolve_method(name: str) -> MethodSpec:
