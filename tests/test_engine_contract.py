@@ -54,7 +54,7 @@ def test_explain_rejects_a_bare_module():
 def test_resolve_method_accepts_display_names_and_lists_all():
     assert resolve_method("Grad-CAM++").key == "gradcam++"
     assert resolve_method("xgradcam").display_name == "XGrad-CAM"
-    assert len(list_methods()) == 17
+    assert len(list_methods()) == 26  # 17 + CAM, RefineCAM, occlusion, SS-CAM, IS-CAM, Smooth Grad-CAM++, IG, 2 baselines
     assert all(m.description and m.paper and m.cost for m in list_methods())
 
 
