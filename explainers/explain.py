@@ -144,7 +144,7 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
         report.step("one-pass methods done")
 
         context = extra_methods.JobContext(clone, image, model.preprocessing.resize(image), x, layer_names, acts,
-                                           grads, targets, logits, batch_size, None, options, reshape)
+                                           grads, targets, logits, batch_size, None, options, reshape, model.module)
         for spec in jobs:
             t0 = time.perf_counter()
             sub = report.sub(spec.display_name)

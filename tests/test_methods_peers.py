@@ -247,3 +247,20 @@ def test_options_refuse_nonsense():
         NoiseTunnel("smoothgrad_cubed")
     with pytest.raises(MethodError, match="stride cannot be larger"):
         MethodOptions(occlusion_window=4, occlusion_stride=8)
+
+
+def test_the_frozen_copy_gives_the_eager_maps_and_odd_models_keep_the_eager_path(small, small_x, cat_image):
+    from explainers.methods.inference_copy import inference_copy
+    settings = dict(occlusion_window=8, occlusion_stride=8, iscam_samples=2)
+    fast = explain(small, cat_image, ["occlusion", "iscam"], classes=[1], options=MethodOptions(**settings))
+    eager = explain(small, cat_image, ["occlusion", "iscam"], classes=[1],
+                    options=MethodOptions(frozen_inference=False, **settings))
+    for a, b in zip(fast.results, eager.results):
+        assert np.abs(a.raw - b.raw).max() <= 1e-4 * max(np.abs(b.raw).max(), 1e-6)
+    assert isinstance(inference_copy(small.module, small_x), torch.jit.ScriptModule)
+
+    class Pair(torch.nn.Module):  # returns a tuple: no frozen copy, the model itself is used
+        def forward(self, x):
+            return x.mean(dim=(2, 3)), x
+    pair = Pair()
+    assert inference_copy(pair, small_x) is pair

@@ -11,6 +11,7 @@ from torch import nn
 
 from . import baselines, perturbation, pixel_attribution, smoothing
 from .guided import saliency
+from .inference_copy import inference_copy
 from .options import MethodOptions
 from .original_cam import class_activation_map, classifier_weights
 from .refine_cam import refine_cam
@@ -36,6 +37,13 @@ class JobContext:
     progress: Progress
     options: MethodOptions
     reshape: Optional[Callable] = None
+    shared_model: Optional[nn.Module] = None  # the model itself: key of its frozen inference copy
+
+    def inference_model(self) -> nn.Module:
+        """What the hook-free, gradient-free passes run on: the frozen copy when the options allow it."""
+        if self.options.frozen_inference and self.shared_model is not None:
+            return inference_copy(self.shared_model, self.x)
+        return self.clone
 
 
 def layers_for(key: str, layers: list[str]) -> list[str]:
@@ -68,19 +76,19 @@ def _refinecam(ctx: JobContext, _layer: str) -> list[np.ndarray]:
 
 def _occlusion(ctx: JobContext, _layer: str) -> list[np.ndarray]:
     o = ctx.options
-    return perturbation.occlusion(ctx.clone, ctx.x, ctx.logits, ctx.targets, o.occlusion_window, o.occlusion_stride,
+    return perturbation.occlusion(ctx.inference_model(), ctx.x, ctx.logits, ctx.targets, o.occlusion_window, o.occlusion_stride,
                                   o.occlusion_fill, ctx.batch_size, ctx.progress)
 
 
 def _sscam(ctx: JobContext, layer: str) -> list[np.ndarray]:
     o = ctx.options
-    return perturbation.smoothed_score_cam(ctx.clone, ctx.x, ctx.logits, ctx.acts[layer], ctx.targets,
+    return perturbation.smoothed_score_cam(ctx.inference_model(), ctx.x, ctx.logits, ctx.acts[layer], ctx.targets,
                                            o.sscam_samples, o.noise_source(o.sscam_std, ctx.x.device),
                                            ctx.batch_size, ctx.progress)
 
 
 def _iscam(ctx: JobContext, layer: str) -> list[np.ndarray]:
-    return perturbation.integrated_score_cam(ctx.clone, ctx.x, ctx.logits, ctx.acts[layer], ctx.targets,
+    return perturbation.integrated_score_cam(ctx.inference_model(), ctx.x, ctx.logits, ctx.acts[layer], ctx.targets,
                                              ctx.options.iscam_samples, ctx.batch_size, ctx.progress)
 
 
