@@ -13,7 +13,8 @@ from ..errors import MethodError
 
 def classifier_weights(model: nn.Module, layer: str, layer_output: torch.Tensor,
                        logits: torch.Tensor) -> torch.Tensor:
-    """The (K, C) weights of the linear layer that turns the pooled ``layer`` output into the logits.
+    """The (K, C) weights of the linear layer that turns the pooled ``layer`` output into the logits,
+    on ``layer_output``'s device.
 
     Raises:
         MethodError: when the model is not "``layer`` -> global average pooling -> one linear layer".
@@ -26,13 +27,14 @@ def classifier_weights(model: nn.Module, layer: str, layer_output: torch.Tensor,
     if layer_output.dim() != 4 or not linears:
         raise MethodError(refusal)
     fc = linears[-1]
+    weight = fc.weight.detach().float().to(layer_output.device)
+    bias = None if fc.bias is None else fc.bias.detach().float().to(layer_output.device)
     with torch.inference_mode():
         pooled = layer_output.detach().float().mean(dim=(2, 3))  # (1, C)
-        predicted = nn.functional.linear(pooled, fc.weight.float(),
-                                         None if fc.bias is None else fc.bias.float())
-        if not torch.allclose(predicted, logits.detach().float(), rtol=1e-3, atol=1e-3):
+        predicted = nn.functional.linear(pooled, weight, bias)
+        if not torch.allclose(predicted, logits.detach().float().to(pooled.device), rtol=1e-3, atol=1e-3):
             raise MethodError(refusal)
-    return fc.weight.detach().float()
+    return weight
 
 
 def class_activation_map(weights: torch.Tensor, activations: torch.Tensor, target) -> torch.Tensor:
