@@ -105,6 +105,8 @@ def main() -> None:
                 call()
                 if round_:
                     times[(key, side)].append(time.perf_counter() - start)
+                print(f"round {round_} {key} {'peer' if side else 'CAMscope'}: {time.perf_counter() - start:.3f} s",
+                      file=sys.stderr, flush=True)  # partial results survive a timeout
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, device {model.device}, "
           f"{torch.get_num_threads()} threads, {os.cpu_count()} cores; medians of {args.repeat} runs after a warm-up")
     print(f"settings: {vars(args)}")
