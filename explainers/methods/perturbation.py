@@ -70,14 +70,28 @@ def normalized_masks(activations: np.ndarray, size: tuple[int, int], device: tor
     return F.interpolate(acts, size, mode="bilinear", align_corners=False)[0][:, None]
 
 
-def _score_sweep(model: nn.Module, inputs: Callable[[slice], torch.Tensor], channels: int, targets: Sequence[Callable],
-                 base: torch.Tensor, weights: torch.Tensor, batch_size: int) -> None:
-    """Adds target(model(masked input)) - base to ``weights`` (T, C), channel chunk by chunk."""
-    for start in range(0, channels, batch_size):
-        sl = slice(start, min(start + batch_size, channels))
-        out = model(inputs(sl))
-        for t_i, target in enumerate(targets):
-            weights[t_i, sl] += target(out).float() - base[t_i]
+def _flat_sweep(model: nn.Module, rounds: int, channels: int, make: Callable[[int, slice], torch.Tensor],
+                targets: Sequence[Callable], base: torch.Tensor, gains: torch.Tensor, batch_size: int,
+                progress: Progress, label: str) -> None:
+    """Adds target(model(masked input)) - base to ``gains`` (T, C) for every (round, channel) pair.
+
+    The pairs run in (round, channel) order, ``batch_size`` at a time, so one batch may span two rounds
+    (the peers batch one round at a time). ``make(round, channels)`` builds the masked inputs (n, 3, H, W).
+    """
+    total = rounds * channels
+    for start in range(0, total, batch_size):
+        stop = min(start + batch_size, total)
+        spans = [(r, slice(max(start - r * channels, 0), min(stop - r * channels, channels)))
+                 for r in range(start // channels, (stop - 1) // channels + 1)]
+        out = model(torch.cat([make(r, sl) for r, sl in spans]))  # (n, K)
+        scores = torch.stack([t(out).float() for t in targets]) - base[:, None]  # (T, n)
+        offset = 0
+        for _r, sl in spans:
+            width = sl.stop - sl.start
+            gains[:, sl] += scores[:, offset:offset + width]
+            offset += width
+        if progress is not None:
+            progress(stop / total, label)
 
 
 def smoothed_score_cam(model: nn.Module, x: torch.Tensor, logits: torch.Tensor, activations: np.ndarray,
@@ -87,7 +101,7 @@ def smoothed_score_cam(model: nn.Module, x: torch.Tensor, logits: torch.Tensor, 
     upsampled, normalized channel mask; the class-score gains averaged over ``samples``, then softmaxed.
 
     Args:
-        noise: called once per sample with shape (1, C, H, W), as TorchCAM draws it.
+        noise: called once per sample with shape (1, C, H, W), in order, as TorchCAM draws it.
     Returns:
         per target, the (h, w) map before ReLU.
     """
@@ -95,12 +109,17 @@ def smoothed_score_cam(model: nn.Module, x: torch.Tensor, logits: torch.Tensor, 
     channels = masks.shape[0]
     base = torch.stack([t(logits)[0] for t in targets]).float()
     weights = torch.zeros(len(targets), channels, device=x.device)
+    noisy: dict[int, torch.Tensor] = {}  # the current sample's noisy masks (drawn when first needed)
+
+    def make(sample: int, sl: slice) -> torch.Tensor:
+        if sample not in noisy:
+            noisy.clear()
+            noisy[sample] = masks + noise((1, channels, *x.shape[-2:])).to(x.device)[0][:, None]
+        return noisy[sample][sl] * x
+
     with torch.inference_mode():
-        for s in range(samples):
-            noisy = masks + noise((1, channels, *x.shape[-2:])).to(x.device)[0][:, None]
-            _score_sweep(model, lambda sl: noisy[sl] * x, channels, targets, base, weights, batch_size)
-            if progress is not None:
-                progress((s + 1) / samples, "SS-CAM noisy masked passes")
+        _flat_sweep(model, samples, channels, make, targets, base, weights, batch_size, progress,
+                    "SS-CAM noisy masked passes")
     return _combine(weights / samples, activations)
 
 
@@ -115,10 +134,10 @@ def integrated_score_cam(model: nn.Module, x: torch.Tensor, logits: torch.Tensor
         per target, the (h, w) map before ReLU.
     """
     masks = normalized_masks(activations, tuple(x.shape[-2:]), x.device)  # (C, 1, H, W)
-    flat = masks.flatten(1)
-    varying = torch.nonzero(flat.amax(dim=1) > 0).flatten()  # a constant channel normalizes to all zeros
+    varying = torch.nonzero(masks.flatten(1).amax(dim=1) > 0).flatten()  # a constant channel normalizes to 0
     base = torch.stack([t(logits)[0] for t in targets]).float()
     weights = torch.zeros(len(targets), masks.shape[0], device=x.device)
+    coeffs = np.cumsum([(s + 1) / samples for s in range(samples)])  # as TorchCAM accumulates them
     with torch.inference_mode():
         if len(varying) < masks.shape[0]:
             zero_out = model(torch.zeros_like(x))
@@ -126,12 +145,8 @@ def integrated_score_cam(model: nn.Module, x: torch.Tensor, logits: torch.Tensor
                 weights[t_i] = (target(zero_out).float()[0] - base[t_i]) * samples
         moving = masks[varying]  # (C', 1, H, W)
         gains = torch.zeros(len(targets), len(varying), device=x.device)
-        coeff = 0.0
-        for s in range(samples):
-            coeff += (s + 1) / samples
-            _score_sweep(model, lambda sl: coeff * (moving[sl] * x), len(varying), targets, base, gains, batch_size)
-            if progress is not None:
-                progress((s + 1) / samples, "IS-CAM scaled masked passes")
+        _flat_sweep(model, samples, len(varying), lambda s, sl: float(coeffs[s]) * (moving[sl] * x), targets,
+                    base, gains, batch_size, progress, "IS-CAM scaled masked passes")
         weights[:, varying] = gains
     return _combine(weights / samples, activations)
 
