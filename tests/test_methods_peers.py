@@ -264,3 +264,17 @@ def test_the_frozen_copy_gives_the_eager_maps_and_odd_models_keep_the_eager_path
             return x.mean(dim=(2, 3)), x
     pair = Pair()
     assert inference_copy(pair, small_x) is pair
+
+
+def test_smooth_gradcampp_of_two_layers_equals_torchcams_multi_layer_call(lite0, cat_image):
+    x = lite0.preprocessing.to_tensor(cat_image)
+    extractor = torchcam.SmoothGradCAMpp(lite0.module, ["blocks.5", "bn2"])
+    noise = extractor._distrib = Recorder(0.3)
+    with extractor as cam:
+        with torch.no_grad():
+            lite0.module(x)
+        references = [c[0].numpy() for c in cam(class_idx=TABBY, normalized=False)]
+    ours = explain(lite0, cat_image, ["smoothgradcam++"], classes=[TABBY], layers=["blocks.5", "bn2"],
+                   options=MethodOptions(noise=noise.replay()))
+    for layer, reference in zip(["blocks.5", "bn2"], references):
+        assert np.abs(minmax(ours.result("smoothgradcam++", layer=layer).raw) - minmax(reference)).max() <= 1e-4

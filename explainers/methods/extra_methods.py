@@ -1,7 +1,7 @@
 """How the engine runs the methods registered with kind "extra": one function per method, all with one signature."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
@@ -38,6 +38,7 @@ class JobContext:
     options: MethodOptions
     reshape: Optional[Callable] = None
     shared_model: Optional[nn.Module] = None  # the model itself: key of its frozen inference copy
+    cache: dict = field(default_factory=dict)  # results computed for all layers at once
 
     def inference_model(self) -> nn.Module:
         """What the hook-free, gradient-free passes run on: the frozen copy when the options allow it."""
@@ -94,9 +95,11 @@ def _iscam(ctx: JobContext, layer: str) -> list[np.ndarray]:
 
 def _smoothgradcampp(ctx: JobContext, layer: str) -> list[np.ndarray]:
     o = ctx.options
-    maps = smoothing.smooth_gradcam_pp(ctx.clone, ctx.x, [layer], ctx.acts, ctx.targets, o.smooth_samples,
-                                       o.noise_source(o.smooth_std, ctx.x.device), ctx.reshape, o.eigen_smooth)
-    return [m[layer] for m in maps]
+    if "smoothgradcam++" not in ctx.cache:  # every layer from the same noisy copies, as TorchCAM's multi-layer call
+        ctx.cache["smoothgradcam++"] = smoothing.smooth_gradcam_pp(
+            ctx.clone, ctx.x, ctx.layers, ctx.acts, ctx.targets, o.smooth_samples,
+            o.noise_source(o.smooth_std, ctx.x.device), ctx.reshape, o.eigen_smooth)
+    return [m[layer] for m in ctx.cache["smoothgradcam++"]]
 
 
 def _integrated_gradients(ctx: JobContext, _layer: str) -> list[np.ndarray]:
