@@ -77,8 +77,8 @@ def _refinecam(ctx: JobContext, _layer: str) -> list[np.ndarray]:
 
 def _occlusion(ctx: JobContext, _layer: str) -> list[np.ndarray]:
     o = ctx.options
-    return perturbation.occlusion(ctx.inference_model(), ctx.x, ctx.logits, ctx.targets, o.occlusion_window, o.occlusion_stride,
-                                  o.occlusion_fill, ctx.batch_size, ctx.progress)
+    return perturbation.occlusion(ctx.inference_model(), ctx.x, ctx.logits, ctx.targets, o.occlusion_window,
+                                  o.occlusion_stride, o.occlusion_fill, ctx.batch_size, ctx.progress)
 
 
 def _sscam(ctx: JobContext, layer: str) -> list[np.ndarray]:
