@@ -22,6 +22,7 @@ from .cli_dataset import add_dataset
 from .cli_evaluate import add_evaluate
 from .cli_labels import add_labels
 from .cli_query import add_query
+from .cli_method_options import add_method_options, method_options, options_summary
 from .cli_report import add_report
 from .cli_run import add_run
 from .errors import ExplainerError
@@ -64,12 +65,9 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
                         "centre crop; maps are NaN outside the crop)")
     p.add_argument("--colormap", default="jet", help="matplotlib colormap for the overlays (default: jet)")
     p.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity in [0, 1] (default: 0.5)")
-    p.add_argument("--rollout-fusion", default="mean", choices=("mean", "max", "min"),
-                   help="attention rollout: how heads are fused (default: mean, as the paper)")
-    p.add_argument("--rollout-discard", type=float, default=0.0, metavar="RATIO",
-                   help="attention rollout: share of the lowest attention weights dropped (default: 0)")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: CAMSCOPE_DEVICE, else the best)")
+    add_method_options(p)
     p.set_defaults(run=run_explain)
 
 
@@ -123,6 +121,7 @@ def run_explain(args: argparse.Namespace) -> int:
     if not 0.0 <= args.opacity <= 1.0:
         raise UsageError(f"--opacity must be between 0 and 1, not {args.opacity}")
     colorize(np.zeros((1, 1)), args.colormap)  # check the colormap before the slow part
+    options = method_options(args)
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -138,10 +137,8 @@ def run_explain(args: argparse.Namespace) -> int:
     timings["load_model"] = time.perf_counter() - t0
     methods = args.method or ["gradcam"]
     t0 = time.perf_counter()
-    rollout = {"head_fusion": args.rollout_fusion, "discard_ratio": args.rollout_discard}
     result = explain(model, image, methods=methods, classes=args.classes, top_k=args.top_k,
-                     contrast=tuple(args.contrast) if args.contrast else None, layers=args.layer,
-                     options={"attention_rollout": rollout})
+                     contrast=tuple(args.contrast) if args.contrast else None, layers=args.layer, options=options)
     timings["explain"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -177,9 +174,9 @@ def run_explain(args: argparse.Namespace) -> int:
             "requested": {"classes": args.classes, "top_k": args.top_k, "contrast": args.contrast,
                           "layers": args.layer, "methods": methods},
             "colormap": args.colormap, "opacity": args.opacity, "fit": model.preprocessing.fit,
+            "method_options": options_summary(options),
             "preprocessing": model.preprocessing.as_dict(), "device": str(model.device),
             "head": model.head, "probabilities": probability_caption(model.head),
-            "attention_rollout": rollout,
         },
         "versions": package_versions(),
         "timings": {**timings, "engine": dict(result.timings)},

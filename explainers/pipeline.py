@@ -1,6 +1,7 @@
 """The engine's entry points: ``predict`` and ``explain``."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Callable, Mapping, Optional, Sequence
 
@@ -14,9 +15,11 @@ from .device import plain_out_of_memory
 from .errors import ImageError, MethodError
 from .heads import probabilities
 from .layers import resolve_layers
+from .methods import extra_methods, smoothing
 from .methods import guided as guided_methods
 from .methods import model_methods
 from .methods.catalog import MethodSpec, resolve_method
+from .methods.options import MethodOptions
 from .methods.shared_pass import forward_capture, layer_gradients, shared_cam, to_numpy_map
 from .fit import normalized_on_image
 from .methods.transformer_methods import (ATTENTION_LAYER, NEEDS_GRADIENTS, AttentionRecorder,
@@ -27,6 +30,7 @@ from .results import CamResult, Explanation, Prediction
 from .targets import ClassTarget, ContrastTarget, Target, build_targets, finer_target
 
 ResultSink = Optional[Callable[[list[CamResult]], None]]
+STEPS = 100  # the progress steps of a method that reports fractions (occlusion, SS-CAM, IS-CAM, ...)
 UNITS = {"scorecam": "masked pass", "ablationcam": "ablation pass"}  # the others count maps
 FULL_MODEL_LAYER = "(whole model)"  # FullGrad uses every bias layer, not the chosen one
 
@@ -88,7 +92,8 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
             classes: Sequence[int] | None = None, top_k: int | None = None,
             contrast: tuple[int, int] | None = None, layers: Sequence[str] | None = None,
             progress: Progress = None, batch_size: int = 16, on_result: ResultSink = None,
-            fit: str | None = None, options: Mapping[str, Mapping[str, object]] | None = None) -> Explanation:
+            fit: str | None = None, options: MethodOptions | Mapping[str, Mapping[str, object]] | None = None
+            ) -> Explanation:
     """Explain ``image`` with several methods, layers and targets at once.
 
     All one-pass methods (Grad-CAM, HiResCAM, Grad-CAM++, ...) share ONE forward
@@ -103,13 +108,15 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
         layers: module names (default: the model's recommended layer).
         progress: called with (fraction done, what is running), from 0, with counts and the time
             left during slow methods (see ``explainers.progress``).
-        batch_size: masked passes per batch for Score-CAM and Ablation-CAM.
+        batch_size: masked passes per batch for Score-CAM, Ablation-CAM, occlusion, SS-CAM and IS-CAM.
         on_result: called with each method's results as soon as that method is done (the one-pass
             methods together), so a caller can keep them if the call is interrupted later.
         fit: "squash", "letterbox" or "crop" (default: the model's preprocessing, "squash"); the
             maps come back on the original image grid through the same fit (NaN outside a crop).
-        options: per-method settings, e.g. ``{"attention_rollout": {"head_fusion": "max",
-            "discard_ratio": 0.9}}`` (defaults: the paper's, mean and 0).
+        options: a ``MethodOptions`` (aug-smooth, eigen-smooth, a noise tunnel, attention rollout's head
+            fusion and discard ratio, and the settings of the other methods that have some); or only
+            per-method settings, e.g. ``{"attention_rollout": {"head_fusion": "max", "discard_ratio": 0.9}}``
+            (defaults: the papers').
     Returns:
         An Explanation with one CamResult per (method, layer, target).
     """
@@ -127,8 +134,14 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
     width, height = image.size
     x = model.preprocessing.to_tensor(image).to(model.device)
     keys = {s.key for s in specs}
+    settings: Mapping[str, Mapping[str, object]] = {}
+    if isinstance(options, Mapping):  # only per-method settings, e.g. {"attention_rollout": {...}}
+        settings, options = options, None
+    options = options or MethodOptions()
+    settings = settings or {"attention_rollout": {"head_fusion": options.rollout_head_fusion,
+                                                  "discard_ratio": options.rollout_discard_ratio}}
     need_grads = any(s.kind == "shared" and s.uses_gradients for s in specs) or bool(
-        keys & {"guided_gradcam", "finercam"})
+        keys & {"guided_gradcam", "finercam"}) or any(extra_methods.needs_shared_gradients(k) for k in keys)
     results: list[CamResult] = []
     timings: dict[str, float] = {}
     jobs = [s for s in specs if s.kind not in ("shared", "transformer")]
@@ -146,7 +159,7 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
             if recorder is not None:
                 recorder.detach()
         targets = build_targets(capture.logits, classes, top_k, contrast)
-        attention_maps = (transformer_maps(recorder, attention_keys, targets, capture.logits, options or {})
+        attention_maps = (transformer_maps(recorder, attention_keys, targets, capture.logits, settings)
                           if recorder else {})
         maps_needed = any(s.kind != "transformer" for s in specs)  # attention maps need no layer map
         acts = {n: to_numpy_map(capture.outputs[n], reshape) for n in layer_names} if maps_needed else {}
@@ -168,24 +181,37 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
                                              for s in jobs})
         shared_specs = [s for s in specs if s.kind == "shared"]
         n_shared = max(len(shared_specs) * len(targets) * len(layer_names), 1)
+        smoothed = _smoothed_shared_maps(shared_specs, clone, x, layer_names, targets, reshape, options)
         for spec in shared_specs:
+            shown = _with_options(spec, options)
             for t_i, target in enumerate(targets):
                 for n in layer_names:
                     t0 = time.perf_counter()
-                    raw = shared_cam(spec.library_class, acts[n], grads.get((t_i, n)), [target])
-                    results.append(make(spec, n, target, raw, time.perf_counter() - t0 + shared_time / n_shared))
+                    raw = smoothed[(spec.key, t_i, n)] if smoothed else shared_cam(
+                        spec.library_class, acts[n], grads.get((t_i, n)), [target], eigen_smooth=options.eigen_smooth)
+                    results.append(make(shown, n, target, raw, time.perf_counter() - t0 + shared_time / n_shared))
         for (key, t_i), raw in attention_maps.items():
             results.append(make(resolve_method(key), ATTENTION_LAYER, targets[t_i], raw, shared_time / n_shared))
         if results and on_result is not None:
             on_result(list(results))
 
+        context = extra_methods.JobContext(clone, image, model.preprocessing.resize(image), x, layer_names, acts,
+                                           grads, targets, logits, batch_size, None, options, reshape, model.module)
         for spec in jobs:
             t0 = time.perf_counter()
             counter, made = tracker.method(spec.display_name), []
-            for n in ([FULL_MODEL_LAYER] if spec.key == "fullgrad" else layer_names):
-                raws = _run_job(spec, clone, model, n, x, acts.get(n), targets, grads, logits, batch_size, counter)
-                elapsed = (time.perf_counter() - t0) / max(len(raws), 1)
-                made.extend(make(spec, n, t, raw, elapsed) for t, raw in zip(targets, raws))
+            if spec.kind == "extra":
+                for n in extra_methods.layers_for(spec.key, layer_names):
+                    context.progress = _fraction_counter(counter.call(STEPS))
+                    raws = extra_methods.run(spec.key, context, n)
+                    elapsed = (time.perf_counter() - t0) / max(len(raws), 1)
+                    made.extend(make(_with_options(spec, options), n, t, raw, elapsed) for t, raw in zip(targets, raws))
+            else:
+                for n in ([FULL_MODEL_LAYER] if spec.key == "fullgrad" else layer_names):
+                    raws = _run_job(spec, clone, model, n, x, acts.get(n), targets, grads, logits, batch_size,
+                                    counter, options)
+                    elapsed = (time.perf_counter() - t0) / max(len(raws), 1)
+                    made.extend(make(_with_options(spec, options), n, t, raw, elapsed) for t, raw in zip(targets, raws))
             timings[spec.key] = time.perf_counter() - t0
             results.extend(made)
             tracker.finish(spec.display_name)
@@ -199,6 +225,8 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
 
 def _plan(spec: MethodSpec, acts: dict[str, np.ndarray], layers: Sequence[str], n_targets: int) -> tuple[int, str]:
     """(upper bound of the units of work, unit name) of one slow method: its masked passes, else its maps."""
+    if spec.kind == "extra":  # these report a fraction of their run: counted in hundredths
+        return STEPS * len(extra_methods.layers_for(spec.key, list(layers))), "step"
     channels = [acts[n].shape[1] for n in layers]  # (1, C, h, w) per layer
     if spec.key == "scorecam":  # one sweep for all targets; constant channels run once (fewer)
         return sum(channels), UNITS[spec.key]
@@ -207,9 +235,45 @@ def _plan(spec: MethodSpec, acts: dict[str, np.ndarray], layers: Sequence[str], 
     return (1 if spec.key == "fullgrad" else len(layers)) * n_targets, "map"
 
 
+def _fraction_counter(count) -> Progress:
+    """A (fraction, text) callback over a (done, total) counter of ``STEPS`` steps."""
+    return lambda fraction, _text="": count(int(round(min(max(float(fraction), 0.0), 1.0) * STEPS)), STEPS)
+
+
+_OPTION_METHODS = {"cam", "refinecam", "randomcam", "smoothgradcam++"}  # "extra" methods eigen-smooth applies to
+
+
+def _with_options(spec: MethodSpec, options: MethodOptions) -> MethodSpec:
+    """The spec named with the options that changed its maps (e.g. "Grad-CAM (aug-smooth)")."""
+    if spec.kind == "shared":
+        applied = options
+    elif spec.key in _OPTION_METHODS:
+        applied = MethodOptions(eigen_smooth=options.eigen_smooth)
+    elif spec.key == "guided_backprop":
+        applied = MethodOptions(noise_tunnel=options.noise_tunnel)
+    else:
+        return spec
+    suffix = applied.suffix()
+    return dataclasses.replace(spec, display_name=spec.display_name + suffix) if suffix else spec
+
+
+def _smoothed_shared_maps(specs: list[MethodSpec], clone: torch.nn.Module, x: torch.Tensor, layers: list[str],
+                          targets: list[Target], reshape, options: MethodOptions) -> dict:
+    """The one-pass maps under aug-smooth or a noise tunnel (their own batched pass); {} when neither is on."""
+    if not specs:
+        return {}
+    if options.aug_smooth:
+        return smoothing.aug_smooth_maps(specs, clone, x, layers, targets, reshape, options.eigen_smooth)
+    if options.noise_tunnel is not None:
+        tunnel = options.noise_tunnel
+        return smoothing.noise_tunnel_maps(specs, clone, x, layers, targets, tunnel,
+                                           options.noise_source(tunnel.std, x.device), reshape, options.eigen_smooth)
+    return {}
+
+
 def _run_job(spec: MethodSpec, clone: torch.nn.Module, model: LoadedModel, layer: str, x: torch.Tensor,
              acts: np.ndarray | None, targets: list[Target], grads: dict, logits: torch.Tensor,
-             batch_size: int, counter: MethodProgress) -> list[np.ndarray]:
+             batch_size: int, counter: MethodProgress, options: MethodOptions | None = None) -> list[np.ndarray]:
     """One slow method for every target at one layer; returns one raw map per target."""
     reshape = model.reshape_transform
     if spec.key == "scorecam":
@@ -217,6 +281,12 @@ def _run_job(spec: MethodSpec, clone: torch.nn.Module, model: LoadedModel, layer
     if spec.key == "ablationcam":
         return [model_methods.ablation_cam(clone, layer, x, acts, t, reshape, batch_size, counter.call(acts.shape[1]))
                 for t in targets]
+    tunnel = options.noise_tunnel if options is not None else None
+    if spec.key == "guided_backprop" and tunnel is not None:  # the noisy copies in one batched pass
+        noisy = smoothing.noisy_guided_backprop(clone, x, targets, tunnel, options.noise_source(tunnel.std, x.device))
+        for _ in targets:
+            counter.step()
+        return [guided_methods.saliency(g) for g in noisy]
     out = []
     for t_i, t in enumerate(targets):
         out.append(_one_map(spec, clone, model, layer, x, acts, t_i, t, grads, logits))

@@ -107,7 +107,7 @@ def build_report(model: LoadedModel, image: Image.Image, results: Sequence[CamRe
     cells = [_figure(shown, f"Original · {image.width} × {image.height}")]
     maps = _scaled(results, (shown.height, shown.width), shared_scale, model.preprocessing)
     cells += [_figure(overlay(shown, m, opacity, colormap),
-                      f"{r.method_name} · {r.label} · layer {r.layer} · {r.seconds:.2f} s")
+                      f"{r.method_name}{_reference_note(r)} · {r.label} · layer {r.layer} · {r.seconds:.2f} s")
               for r, m in zip(results, maps)]
     rows_predictions = [(f"{p.index}", p.name, f"{p.probability:.4f}", f"{p.score:.4f}") for p in predictions]
     rows_settings = [(key, json.dumps(value) if not isinstance(value, str) else value)
@@ -133,6 +133,12 @@ def build_report(model: LoadedModel, image: Image.Image, results: Sequence[CamRe
     ])
     page = _PAGE.format(title=_e(f"CAMscope report · {image_name}"), body=body)
     return Report(page, input_sha, hashes, settings)
+
+
+def _reference_note(result: CamResult) -> str:
+    """Baselines (RandomCAM, SobelCAM) are captioned as the references a trustworthy map should beat."""
+    from .methods.baselines import BASELINE_METHODS
+    return " (baseline: a reference to beat)" if result.method in BASELINE_METHODS else ""
 
 
 def _scaled(results: Sequence[CamResult], size: tuple[int, int], shared: bool, preprocessing=None) -> list[np.ndarray]:

@@ -1,7 +1,7 @@
 """Compare CAM methods side by side on one image, for one class and one layer."""
 import streamlit as st
 
-from explainers.methods.catalog import list_methods
+from explainers.methods.catalog import picker_options
 from ui import figures, loaders, panels, state, widgets
 from ui import strength_panels as strong
 
@@ -20,23 +20,22 @@ with pick_class:
     class_index = widgets.class_picker(model, predictions[0].index, (model.name, sha), predictions)
 with pick_layer:
     layer = widgets.layer_picker(model)
-catalog = list_methods()
-names = {m.key: m.display_name for m in catalog}
-fast = pick_methods.multiselect("Methods", [m.key for m in catalog if not m.slow], key=state.METHODS,
-                                format_func=names.get)
+names = picker_options(slow=False, layers=1)  # grouped by family, cost up front
+fast = pick_methods.multiselect("Methods", list(names), key=state.METHODS, format_func=names.get)
 st.caption("Top classes: " + " · ".join(f"{p.name} ({p.index}) {p.probability:.0%}" for p in predictions))
 grid = st.container()  # the maps come right under the controls; slow methods are offered below them
+options = widgets.smoothing_toggles()
 slow = []
 if st.checkbox("Include slow methods (many forward passes)", key=state.SLOW_ON):
-    slow = st.multiselect("Slow methods", [m.key for m in catalog if m.slow], key=state.SLOW_METHODS,
-                          format_func=names.get)
+    slow_names = picker_options(slow=True, layers=1)
+    slow = st.multiselect("Slow methods", list(slow_names), key=state.SLOW_METHODS, format_func=slow_names.get)
 
 results = {}
 if fast:
     with grid, st.spinner("Computing maps…"):
-        results = loaders.explanations(model, image, sha, layer, class_index, fast)
+        results = loaders.explanations(model, image, sha, layer, class_index, fast, options=options)
 if slow:
-    results |= widgets.slow_methods(model, image, sha, layer, class_index, slow)
+    results |= widgets.slow_methods(model, image, sha, layer, class_index, slow, options=options)
 if not results:
     grid.info("Pick at least one method (slow methods run when you press their button).")
     st.stop()

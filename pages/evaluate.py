@@ -22,8 +22,9 @@ if not methods:
     st.info("Pick at least one method to evaluate.")
     st.stop()
 job = ev.Job(model, image, sha, layer, class_index)
+references = ev.reference_methods()  # baselines in the maps (faithfulness, localisation, report), not re-checked
 with st.spinner("Computing maps…"):
-    results = ev.explained(job, methods)
+    results = ev.explained(job, methods + references)
 maps = {m: r.map for m, r in results.items()}
 
 faithful, localised, sane, stable = st.tabs(["Faithfulness", "Localisation", "Sanity check", "Stability"])

@@ -54,7 +54,8 @@ def test_explain_rejects_a_bare_module():
 def test_resolve_method_accepts_display_names_and_lists_all():
     assert resolve_method("Grad-CAM++").key == "gradcam++"
     assert resolve_method("xgradcam").display_name == "XGrad-CAM"
-    assert len(list_methods()) == 20  # 17 CAMs + attention rollout, transformer attribution, LeGrad
+    assert len(list_methods()) == 29  # 17 CAMs + 3 transformer methods + CAM, RefineCAM, occlusion, SS-CAM, IS-CAM,
+    # Smooth Grad-CAM++, IG and 2 baselines
     assert all(m.description and m.paper and m.cost for m in list_methods())
 
 

@@ -100,7 +100,7 @@ def test_cli_explains_a_folder_without_a_manifest(folders, tmp_path, offline):
     assert main(["explain", str(tmp_path / "in.png"), "--model", str(folders["vit"]), "--method", "attention_rollout",
                  "--rollout-fusion", "max", "--rollout-discard", "0.5", "--out", str(vit_out)]) == 0
     vit_summary = json.loads((vit_out / "summary.json").read_text())
-    assert vit_summary["settings"]["attention_rollout"] == {"head_fusion": "max", "discard_ratio": 0.5}
+    assert vit_summary["settings"]["method_options"]["attention_rollout"] == {"head_fusion": "max", "discard_ratio": 0.5}
     assert vit_summary["outputs"][0]["layer"] == "(attention, all blocks)"
     assert main(["explain", str(tmp_path / "in.png"), "--model", str(folders["vit"]), "--method", "attention_rollout",
                  "--rollout-discard", "1.5", "--out", str(vit_out)]) == 2

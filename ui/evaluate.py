@@ -69,6 +69,15 @@ def keep_state() -> None:
             st.session_state[key] = st.session_state[key]
 
 
+def reference_methods() -> list[str]:
+    """RandomCAM and SobelCAM, evaluated beside the chosen maps as the baselines they should beat (Arun et al. 2021)."""
+    from explainers.methods.baselines import BASELINE_METHODS
+    if not st.toggle("Baselines as references (RandomCAM, SobelCAM)", value=False, key="evaluate_references",
+                     help="A map worth trusting should score clearly better than a random map and an edge map."):
+        return []
+    return [m for m in BASELINE_METHODS if m not in st.session_state[METHODS]]
+
+
 def method_picker() -> list[str]:
     """The one-pass and guided methods (slow ones stay on the compare page)."""
     usable = [m for m in list_methods() if not m.slow]

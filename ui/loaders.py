@@ -21,6 +21,7 @@ from explainers.errors import ExplainerError
 from explainers.pipeline import explain, on_grid, predict
 from explainers.io import image_sha256, load_image
 from explainers.layers import LayerInfo, list_layers
+from explainers.methods.options import MethodOptions
 from explainers.models import list_models, load_model
 from explainers.models.spec import LoadedModel, ModelSpec, Preprocessing
 from explainers.results import CamResult, Prediction
@@ -108,7 +109,7 @@ def with_map(result: CamResult, image: Image.Image, preprocessing: Optional[Prep
 
 def explanations(model: LoadedModel, image: Image.Image, image_sha: str, layer: str, class_index: int,
                  methods: Sequence[str], progress: Optional[Progress] = None,
-                 compute: bool = True) -> dict[str, CamResult]:
+                 compute: bool = True, options: Optional[MethodOptions] = None) -> dict[str, CamResult]:
     """One CamResult per method, from the cache where possible.
 
     Args:
@@ -117,6 +118,7 @@ def explanations(model: LoadedModel, image: Image.Image, image_sha: str, layer: 
         methods: method keys, e.g. ["gradcam", "scorecam"].
         progress: called with (fraction, message) while missing maps are computed.
         compute: False returns only what is cached already (nothing is computed).
+        options: aug-smooth / eigen-smooth (part of the cache key).
 
     Returns:
         {method: CamResult} in the order of ``methods`` (without the missing ones if not ``compute``).
@@ -128,9 +130,10 @@ def explanations(model: LoadedModel, image: Image.Image, image_sha: str, layer: 
     key = (*cache_key(model), image_sha, layer, int(class_index))
     found: dict[str, CamResult] = {}
     missing: list[str] = []
+    tag = options.suffix() if options is not None else ""  # "" for the defaults: old cache keys stay valid
     for method in methods:
         try:
-            found[method] = with_map(_cam(*key, method, None), image, model.preprocessing)
+            found[method] = with_map(_cam(*key, method + tag, None), image, model.preprocessing)
         except _Miss:
             missing.append(method)
     if missing and compute:
@@ -139,11 +142,11 @@ def explanations(model: LoadedModel, image: Image.Image, image_sha: str, layer: 
         def keep(results: list[CamResult]) -> None:  # cached as each method ends: kept if the run is stopped
             for r in results:
                 if r.method in missing and r.method not in found:
-                    _cam(*key, r.method, {r.method: r})
+                    _cam(*key, r.method + tag, {r.method + tag: r})
                     found[r.method] = r
 
         explain(model, image, methods=missing, classes=[int(class_index)], layers=[layer], progress=progress,
-                on_result=keep)
+                on_result=keep, options=options)
         for method in missing:
             if method not in found:
                 raise ExplainerError(f"The engine returned no map for method {method!r}.")

@@ -50,18 +50,20 @@ COLORMAP = "compare_colormap"
 SHARED_SCALE = "compare_shared_scale"
 FOCUS = "compare_focus"
 RUN_SLOW = "compare_run_slow"
+AUG_SMOOTH = "compare_aug_smooth"  # pytorch-grad-cam's aug_smooth for the one-pass CAMs
+EIGEN_SMOOTH = "compare_eigen_smooth"
 
 DEFAULT_METHODS = ["gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam"]
 COLORMAPS = ["jet", "turbo", "viridis", "inferno", "magma", "plasma", "gray"]
 DEFAULTS: dict[str, object] = {
     SOURCE: "Gallery", GALLERY_CHOICE: "Cat (Chelsea)", MODEL: DEFAULT_MODEL, FIT: "squash",
     METHODS: DEFAULT_METHODS, SLOW_ON: False, SLOW_METHODS: [],
-    OPACITY: 0.5, COLORMAP: "jet", SHARED_SCALE: False,
+    OPACITY: 0.5, COLORMAP: "jet", SHARED_SCALE: False, AUG_SMOOTH: False, EIGEN_SMOOTH: False,
 }
 # Page widgets whose value must survive a visit to another page (Streamlit drops
 # the state of widgets that were not drawn in a run unless it is re-assigned).
 PERSISTENT = [CLASS_SELECT, CLASS_INDEX, LAYER, LAYER_EVERY, METHODS, SLOW_ON, SLOW_METHODS, OPACITY,
-              COLORMAP, SHARED_SCALE, FOCUS]
+              COLORMAP, SHARED_SCALE, FOCUS, AUG_SMOOTH, EIGEN_SMOOTH]
 SELECTION = "_selection"
 
 

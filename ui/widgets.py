@@ -13,6 +13,7 @@ from explainers.io import sniff_format
 from explainers.fit import FIT_LABELS, FITS, aspect_warning
 from explainers.layers import LayerInfo
 from explainers.methods.catalog import list_methods
+from explainers.methods.options import MethodOptions
 from explainers.models import MANIFEST_ERRORS
 from explainers.models.spec import LoadedModel
 from explainers.results import Prediction
@@ -229,8 +230,18 @@ def layer_range_picker(model: LoadedModel, key: str) -> list[str]:
     return layers_in_range(names, first, last, count, prefer=stages)
 
 
+def smoothing_toggles() -> MethodOptions:
+    """pytorch-grad-cam's aug_smooth and eigen_smooth, as two toggles side by side."""
+    aug, eigen = st.columns(2)
+    return MethodOptions(
+        aug_smooth=aug.toggle("Aug-smooth", key=state.AUG_SMOOTH,
+                              help="Average each one-pass CAM over 6 flipped / brightened copies (one batched pass)."),
+        eigen_smooth=eigen.toggle("Eigen-smooth", key=state.EIGEN_SMOOTH,
+                                  help="First principal component of the weighted activations: less noise."))
+
+
 def slow_methods(model: LoadedModel, image: Image.Image, image_sha: str, layer: str, class_index: int,
-                 methods: list[str]) -> dict:
+                 methods: list[str], options: MethodOptions | None = None) -> dict:
     """Opt-in slow methods: their cost up front, a button to run them, progress while they run.
 
     Returns:
@@ -245,7 +256,8 @@ def slow_methods(model: LoadedModel, image: Image.Image, image_sha: str, layer: 
         if key == "scorecam":
             per_channel += " at most (channels that are constant on this image run once)"
         st.caption(f"**{specs[key].display_name}** costs {specs[key].cost}{per_channel}.")
-    done = loaders.explanations(model, image, image_sha, layer, class_index, methods, compute=False)
+    done = loaders.explanations(model, image, image_sha, layer, class_index, methods, compute=False,
+                                options=options)
     pending = [m for m in methods if m not in done]
     if not pending:
         return done
@@ -263,6 +275,7 @@ def slow_methods(model: LoadedModel, image: Image.Image, image_sha: str, layer: 
         def progress(fraction: float, message: str) -> None:
             bar.progress(min(max(float(fraction), 0.0), 1.0), text=message)
 
-        done = loaders.explanations(model, image, image_sha, layer, class_index, methods, progress=progress)
+        done = loaders.explanations(model, image, image_sha, layer, class_index, methods, progress=progress,
+                                    options=options)
         status.update(label=f"Done: {names}", state="complete", expanded=False)
     return done

@@ -7,6 +7,8 @@ A method is one entry here. ``kind`` says how the engine computes it:
   "guided"  : Guided Backprop and Guided Grad-CAM (input-gradient methods).
   "transformer": from every block's attention, recorded in the same shared forward pass
               (vision transformers with a class token only; see ``transformer_methods.py``).
+  "extra"   : computed in ``extra_methods.py`` (CAM, RefineCAM, perturbation, smoothing, IG, baselines).
+``family`` groups the app's method picker (see ``FAMILIES`` and ``grouped_methods``).
 """
 from __future__ import annotations
 
@@ -29,6 +31,14 @@ class MethodSpec:
     library_class: Optional[type] = None  # the pytorch-grad-cam class whose math we use
     uses_gradients: bool = True
     slow: bool = False  # opt-in in the app: many forward passes
+    family: str = ""  # one of FAMILIES; empty: derived from ``kind`` (see family_of)
+    min_layers: int = 1  # RefineCAM combines two or more layers
+
+
+FAMILIES = ("one-pass CAMs", "perturbation", "smoothing", "transformer", "pixel attribution", "baselines")
+_KIND_FAMILY = {"shared": "one-pass CAMs", "guided": "pixel attribution", "transformer": "transformer"}
+_KEY_FAMILY = {"scorecam": "perturbation", "ablationcam": "perturbation", "fullgrad": "pixel attribution",
+               "shapleycam": "one-pass CAMs", "finercam": "one-pass CAMs"}
 
 
 METHODS: Registry[MethodSpec] = Registry("method")
@@ -92,6 +102,68 @@ _add("transformer_attribution", "Transformer Attribution", "Gradient-weighted at
 _add("legrad", "LeGrad", "Per block, the gradient of the class score read at that block w.r.t. its attention; "
      "averaged over blocks. Transformers only.", ATTENTION_PASS + " + one backward per block",
      "Bousselham et al., 2024, arXiv:2404.03214", "transformer")
+
+
+def _extra(key: str, display_name: str, description: str, cost: str, paper: str, family: str,
+           uses_gradients: bool = True, slow: bool = False, min_layers: int = 1) -> None:
+    METHODS.add(key, MethodSpec(key, display_name, description, cost, paper, "extra", None, uses_gradients, slow,
+                                family, min_layers))
+
+
+_extra("cam", "CAM", "The classifier's class weights over the globally pooled channels (GAP + linear models only).",
+       ONE_PASS, "Zhou et al., CVPR 2016, arXiv:1512.04150", "one-pass CAMs", uses_gradients=False)
+_extra("refinecam", "RefineCAM", "Grad-CAM++ maps of two or more layers multiplied: early layers denoised.",
+       "one pass (shared), all chosen layers", "How to Evaluate and Refine your CAM, 2026, arXiv:2605.14641",
+       "one-pass CAMs", min_layers=2)
+_extra("occlusion", "Occlusion", "A sliding grey patch; each pixel gets the mean drop in the class score.",
+       "N passes (one per patch position, batched)", "Zeiler & Fergus, ECCV 2014, arXiv:1311.2901",
+       "perturbation", uses_gradients=False, slow=True)
+_extra("sscam", "SS-CAM", "Score-CAM with Gaussian noise on each channel mask, averaged over samples.",
+       "samples x channels passes (35 x N, batched)", "Wang et al., 2020, arXiv:2006.14255", "perturbation",
+       uses_gradients=False, slow=True)
+_extra("iscam", "IS-CAM", "Score-CAM with the masked input integrated from black over 10 steps.",
+       "steps x channels passes (10 x N, batched)", "Naidu et al., 2020, arXiv:2010.03023", "perturbation",
+       uses_gradients=False, slow=True)
+_extra("smoothgradcam++", "Smooth Grad-CAM++", "Grad-CAM++ with gradients averaged over noisy copies of the input.",
+       "one batched pass of 4 noisy copies", "Omeiza et al., 2019, arXiv:1908.01224", "smoothing")
+_extra("integrated_gradients", "Integrated Gradients", "Input gradients averaged from a black image to the input.",
+       "50 forward + full backward (batched)", "Sundararajan et al., ICML 2017, arXiv:1703.01365",
+       "pixel attribution", slow=True)
+_extra("randomcam", "RandomCAM", "Baseline: the layer's channels summed with random weights.", ONE_PASS,
+       "pytorch-grad-cam; Arun et al., Radiology: AI 2021", "baselines", uses_gradients=False)
+_extra("sobelcam", "SobelCAM", "Baseline: the image's edges (Sobel gradient magnitude); ignores the model.",
+       "no pass (image only)", "pytorch-grad-cam; Arun et al., Radiology: AI 2021", "baselines",
+       uses_gradients=False)
+
+
+def family_of(spec: MethodSpec) -> str:
+    """The picker group of a method."""
+    return spec.family or _KEY_FAMILY.get(spec.key) or _KIND_FAMILY.get(spec.kind, "one-pass CAMs")
+
+
+def grouped_methods(slow: bool | None = None, layers: int | None = None) -> list[tuple[str, list[MethodSpec]]]:
+    """Methods by family, in ``FAMILIES`` order (unknown families last).
+
+    Args:
+        slow: only the slow (or only the fast) methods, when given.
+        layers: only the methods that can run on this many layers, when given.
+    """
+    groups: dict[str, list[MethodSpec]] = {f: [] for f in FAMILIES}
+    for spec in list_methods():
+        if (slow is None or spec.slow == slow) and (layers is None or spec.min_layers <= layers):
+            groups.setdefault(family_of(spec), []).append(spec)
+    return [(family, specs) for family, specs in groups.items() if specs]
+
+
+def picker_label(spec: MethodSpec) -> str:
+    """How the method picker shows a method: its family, its name, its cost up front."""
+    family = family_of(spec)
+    return f"{family[:1].upper() + family[1:]} · {spec.display_name} — {spec.cost}"
+
+
+def picker_options(slow: bool | None = None, layers: int | None = None) -> dict[str, str]:
+    """{method key: picker label}, grouped by family: what a method multiselect lists."""
+    return {spec.key: picker_label(spec) for _, specs in grouped_methods(slow, layers) for spec in specs}
 
 
 def resolve_method(name: str) -> MethodSpec:

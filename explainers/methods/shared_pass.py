@@ -130,9 +130,11 @@ def first_component(batch: np.ndarray) -> np.ndarray:
 
 
 def shared_cam(cls: type, activations: np.ndarray, grads: Optional[np.ndarray],
-               targets: list, **kwargs) -> np.ndarray:
+               targets: list, eigen_smooth: bool = False, **kwargs) -> np.ndarray:
     """pytorch-grad-cam's per-layer map (before ReLU and scaling) from activations and gradients.
 
+    Args:
+        eigen_smooth: the library's ``eigen_smooth``: first principal component of the weighted activations.
     Returns:
         (h, w) float32.
     """
@@ -141,5 +143,8 @@ def shared_cam(cls: type, activations: np.ndarray, grads: Optional[np.ndarray],
     if cls is pgc.EigenGradCAM:
         return first_component(grads * activations)[0]
     cam = library_cam(cls, **kwargs)
-    out = cam.get_cam_image(None, None, targets, activations, grads, False)  # (1, h, w)
+    if eigen_smooth and type(cam).get_cam_image is pgc.base_cam.BaseCAM.get_cam_image:
+        weights = cam.get_cam_weights(None, None, targets, activations, grads)  # (1, C)
+        return first_component(weights[:, :, None, None] * activations)[0]  # same math, economy SVD
+    out = cam.get_cam_image(None, None, targets, activations, grads, eigen_smooth)  # (1, h, w)
     return np.asarray(out, dtype=np.float32)[0]

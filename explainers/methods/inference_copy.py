@@ -1,0 +1,52 @@
+"""A frozen TorchScript copy of a model for the many hook-free, gradient-free passes of perturbation methods.
+
+``torch.jit.freeze`` folds each BatchNorm into its convolution and ``optimize_for_inference`` picks
+oneDNN kernels on the CPU: 2-3x faster passes for occlusion, SS-CAM and IS-CAM, with logits equal to
+the eager model's within float rounding (checked on the first input; otherwise the eager model is used).
+PyTorch deprecates TorchScript in favour of torch.compile, whose compile time is minutes on a small CPU;
+the copy is built once per model, input shape and device, and kept while the model lives.
+"""
+from __future__ import annotations
+
+import threading
+import warnings
+import weakref
+
+import torch
+from torch import nn
+
+from ..clones import shell_clone
+
+_COPIES: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, nn.Module]]" = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def inference_copy(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """The frozen copy of ``model`` for inputs shaped like ``example`` (any batch size); ``model`` itself
+    when it cannot be traced or the copy's logits differ from the model's.
+
+    Args:
+        model: the shared model (never modified: a clone is traced).
+        example: (1, 3, H, W) input on the model's device.
+    """
+    key = (tuple(example.shape[1:]), str(example.device), example.dtype)
+    with _LOCK:
+        copies = _COPIES.setdefault(model, {})
+        if key not in copies:
+            copies[key] = _freeze(model, example) or model
+        return copies[key]
+
+
+def _freeze(model: nn.Module, example: torch.Tensor) -> nn.Module | None:
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TorchScript's deprecation and tracer warnings
+            traced = torch.jit.trace(shell_clone(model), example, check_trace=False)
+            frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+            expected, got = model(example), frozen(example)
+    except Exception:  # an untraceable model (control flow, non-tensor outputs) simply keeps the eager path
+        return None
+    if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
+        return None
+    scale = float(expected.abs().max()) or 1.0
+    return frozen if float((got - expected).abs().max()) <= 1e-4 * scale else None
