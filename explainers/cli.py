@@ -13,11 +13,11 @@ import re
 import sys
 import time
 from importlib import metadata
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from .cli_checks import load_model_warning, printable, writable_folder
 from .cli_dataset import add_dataset
 from .cli_evaluate import add_evaluate
 from .cli_report import add_report
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ExplainerError, KeyError, OSError) as error:
         # plain sentence, no traceback: these are the user's input, not our bugs
         message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-        print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
+        print(f"{PROG}: error: {printable(' '.join(str(message).split()))}", file=sys.stderr)
         return 2
 
 
@@ -109,6 +109,7 @@ def run_explain(args: argparse.Namespace) -> int:
     if not 0.0 <= args.opacity <= 1.0:
         raise UsageError(f"--opacity must be between 0 and 1, not {args.opacity}")
     colorize(np.zeros((1, 1)), args.colormap)  # check the colormap before the slow part
+    out = writable_folder(args.out)  # and where the results go
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -116,10 +117,9 @@ def run_explain(args: argparse.Namespace) -> int:
     image = load_image(args.image)  # before importing torch: a bad file fails in a blink
     timings["load_image"] = time.perf_counter() - t0
     from .explain import explain
-    from .models import load_model
 
     t0 = time.perf_counter()
-    model = load_model(args.model, device=args.device)
+    model = load_model_warning(args.model, device=args.device)
     timings["load_model"] = time.perf_counter() - t0
     methods = args.method or ["gradcam"]
     t0 = time.perf_counter()
@@ -128,8 +128,6 @@ def run_explain(args: argparse.Namespace) -> int:
     timings["explain"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     outputs, used = [], set()
     for r in result.results:
         stem = _unique(_stem(r.method, r.class_index, r.contrast_index, r.layer), used)
@@ -200,12 +198,15 @@ def package_versions() -> dict[str, str | None]:
 # --- listings --------------------------------------------------------------------------------------
 
 def run_models(args: argparse.Namespace) -> int:
-    from .models import list_models
+    """The registered models; then each broken models.toml entry with its own error (exit 2 if any)."""
+    from .models import MANIFEST_ERRORS, list_models
 
     rows = [(s.name, s.source, "yes" if _available(s) else "no", s.target_layer, s.display_name)
             for s in list_models()]
     _table(("name", "source", "weights here", "layer", "model"), rows)
-    return 0
+    for problem in MANIFEST_ERRORS:
+        print(f"{PROG}: error: {printable(' '.join(problem.split()))}", file=sys.stderr)
+    return 2 if MANIFEST_ERRORS else 0
 
 
 def _available(spec) -> bool:
@@ -225,9 +226,8 @@ def run_methods(args: argparse.Namespace) -> int:
 
 def run_layers(args: argparse.Namespace) -> int:
     from .layers import list_layers
-    from .models import load_model
 
-    model = load_model(args.model, device=args.device)
+    model = load_model_warning(args.model, device=args.device)
     rows = [(("* " if info.recommended else "  ") + info.name, info.type,
              "x".join(map(str, info.output_shape)) or "-") for info in list_layers(model)]
     _table(("layer (* recommended)", "type", "output shape"), rows)
@@ -235,6 +235,6 @@ def run_layers(args: argparse.Namespace) -> int:
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
+    widths = [max(len(printable(c)) for c in column) for column in zip(header, *rows)]
     for row in (header, *rows):
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+        print("  ".join(printable(c).ljust(w) for c, w in zip(row, widths)).rstrip())

@@ -33,6 +33,7 @@ def add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from .cli_checks import load_model_warning, writable_file
     from .errors import ExplainerError
     from .io import load_image
     from .render import colorize
@@ -40,17 +41,15 @@ def run_report(args: argparse.Namespace) -> int:
     if not 0.0 <= args.opacity <= 1.0:
         raise ExplainerError(f"--opacity must be between 0 and 1, not {args.opacity}")
     colorize([[0.0]], args.colormap)  # a bad colormap fails before the slow part
+    out = writable_file(args.out)  # and so does an output that cannot be written
     image = load_image(args.image, frame=args.frame, window=tuple(args.window) if args.window else None)
     from .explain import explain
-    from .models import load_model
     from .report import build_report
 
-    model = load_model(args.model, device=args.device)
+    model = load_model_warning(args.model, device=args.device)
     result = explain(model, image, methods=args.method or ["gradcam"], classes=args.classes, layers=args.layer)
     report = build_report(model, image, result.results, result.predictions, image_name=Path(args.image).name,
                           colormap=args.colormap, opacity=args.opacity, shared_scale=args.shared_scale)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report.html, encoding="utf-8")
     print(f"wrote {out} ({len(report.map_sha256)} map(s)); input hash {report.input_sha256}")
     return 0
