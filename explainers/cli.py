@@ -128,6 +128,7 @@ def run_explain(args: argparse.Namespace) -> int:
     timings["explain"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
     outputs, used = [], set()
     for r in result.results:
         stem = _unique(_stem(r.method, r.class_index, r.contrast_index, r.layer), used)

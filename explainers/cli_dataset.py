@@ -94,8 +94,10 @@ class _Record:
 
 
 def run_dataset(args: argparse.Namespace) -> int:
-    from .cli import UsageError, package_versions
     from .cli_checks import load_model_warning, printable, writable_folder
+
+    out = writable_folder(args.out)  # a bad --out fails before the slow part (imports included)
+    from .cli import UsageError, package_versions
     from .class_names import map_folders
     from .dataset import DatasetLimits, read_dataset
     from .methods.catalog import resolve_method
@@ -107,10 +109,9 @@ def run_dataset(args: argparse.Namespace) -> int:
         raise UsageError(f"--opacity must be between 0 and 1, not {args.opacity}")
     if args.max_files < 1 or args.max_mb <= 0:
         raise UsageError("--max-files and --max-mb must be positive")
-    colorize(np.zeros((1, 1)), args.colormap)  # bad names fail before the slow part
+    colorize(np.zeros((1, 1)), args.colormap)  # bad names fail before the slow part too
     method = resolve_method(args.method).key
     mapping = _mapping(args.mapping)
-    out = writable_folder(args.out)  # a bad --out fails before the slow part too
     started = time.perf_counter()
     dataset = read_dataset(args.source, DatasetLimits(args.max_files, int(args.max_mb * 2**20)))
 

@@ -170,6 +170,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     summary = evaluate_folder(args)
     summary["versions"] = package_versions()
     summary["seconds"] = time.perf_counter() - started
+    out.mkdir(parents=True, exist_ok=True)
     (out / "evaluation.json").write_text(json.dumps(summary, indent=2) + "\n")
     columns = ["method", "images", "pointing_accuracy", "energy", "iou", "deletion_area", "insertion_area"]
     with open(out / "evaluation.csv", "w", newline="") as handle:

@@ -33,7 +33,7 @@ def add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from .cli_checks import load_model_warning, writable_file
+    from .cli_checks import load_model_warning, writable_file, write_file
     from .errors import ExplainerError
     from .io import load_image
     from .render import colorize
@@ -50,6 +50,6 @@ def run_report(args: argparse.Namespace) -> int:
     result = explain(model, image, methods=args.method or ["gradcam"], classes=args.classes, layers=args.layer)
     report = build_report(model, image, result.results, result.predictions, image_name=Path(args.image).name,
                           colormap=args.colormap, opacity=args.opacity, shared_scale=args.shared_scale)
-    out.write_text(report.html, encoding="utf-8")
+    write_file(out, report.html.encode("utf-8"))
     print(f"wrote {out} ({len(report.map_sha256)} map(s)); input hash {report.input_sha256}")
     return 0
