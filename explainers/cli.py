@@ -26,6 +26,8 @@ from .errors import ExplainerError
 PROG = "camscope"
 DEFAULT_MODEL = "efficientnet_lite0"
 DEFAULT_OUT = "camscope-out"
+DICOM_NAME_HELP = ("name a DICOM input by its path in the outputs (default: by the hash of its bytes, "
+                   "since DICOM file names often carry the patient's name)")
 VERSIONED = ("torch", "torchvision", "timm", "grad-cam", "numpy", "pillow", "matplotlib", "opencv-python-headless")
 
 
@@ -57,6 +59,7 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity in [0, 1] (default: 0.5)")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: CAMSCOPE_DEVICE, else the best)")
+    p.add_argument("--dicom-file-name", action="store_true", help=DICOM_NAME_HELP)
     p.set_defaults(run=run_explain)
 
 
@@ -103,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 # --- explain ---------------------------------------------------------------------------------------
 
 def run_explain(args: argparse.Namespace) -> int:
+    from .file_names import input_label_of_path
     from .io import image_sha256, load_image
     from .render import colorize, overlay, to_png_bytes
 
@@ -146,7 +150,7 @@ def run_explain(args: argparse.Namespace) -> int:
     timings["total"] = time.perf_counter() - started
 
     summary = {
-        "image": {"path": str(args.image), "width": image.width, "height": image.height,
+        "image": {"path": input_label_of_path(args.image, args.dicom_file_name), "width": image.width, "height": image.height,
                   "sha256": image_sha256(image)},
         "predictions": [{"index": p.index, "name": p.name, "score": p.score, "probability": p.probability}
                         for p in result.predictions[:5]],
