@@ -223,3 +223,36 @@ def test_fp16_and_int8_weights_are_reported_when_cast(tiny_state, tmp_path, regi
     models.register_model(user_model_spec("plain", tmp_path / "plain.safetensors", "squeezenet1_1", 2, ["a", "b"],
                                           target_layer="features"))
     assert load_model("plain", device="cpu").weights_notes == []
+
+
+def test_sidebar_lists_broken_entries_and_weights_notes(tiny_state, folder, registry, monkeypatch):
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+
+    import ui.widgets
+    from explainers.models.embedded import spec as embedded_spec
+    from tests.test_app import APP
+    from ui import loaders, state
+
+    quantized = dict(tiny_state, **{"classifier.1.weight": tiny_state["classifier.1.weight"].to(torch.int8)})
+    save_file(quantized, folder / "w.safetensors")
+    (folder / "models.toml").write_text(
+        entry("int8_model", extra='architecture = "squeezenet1_1"\ntarget_layer = "features"').replace(
+            'architecture = "resnet18"\n', "") + entry("broken", weights="../../elsewhere.pt"))
+    models.register_model(embedded_spec())
+    problems = register_manifest(folder).problems
+    monkeypatch.setattr(ui.widgets, "MANIFEST_ERRORS", problems)
+    loaders.model_specs.clear()
+    try:
+        at = AppTest.from_file(APP, default_timeout=120)
+        at.session_state[state.METHODS] = ["gradcam"]
+        at.session_state[state.MODEL] = "int8_model"
+        at.run()
+        warnings_shown = [w.value for w in at.sidebar.warning]
+        assert not at.exception
+        assert any("Model 'broken': the weights file '../../elsewhere.pt' is outside" in w for w in warnings_shown)
+        assert any("stores 1 tensor(s) as int8 (e.g. classifier.1.weight)" in w for w in warnings_shown)
+        assert at.selectbox(key=state.MODEL).options[-1].startswith("int8_model")
+    finally:
+        loaders.model_specs.clear()
+        loaders.get_model.clear()
