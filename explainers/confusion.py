@@ -166,10 +166,10 @@ def predict_dataset(model: LoadedModel, dataset: Dataset, labels: Mapping[str, i
             if on_batch is not None:
                 on_batch(done, skipped[reported:])
                 reported = len(skipped)
-    if on_batch is not None and reported < len(skipped):
-        on_batch([], skipped[reported:])
         if progress is not None and (n == total or not batch):
             progress(n / total, f"{n} of {total} images")
+    if on_batch is not None and reported < len(skipped):
+        on_batch([], skipped[reported:])
     return DatasetPredictions(model.name, rows, skipped, time.perf_counter() - started)
 
 
