@@ -149,13 +149,16 @@ def test_out_of_memory_while_preparing_the_input_is_a_sentence(monkeypatch):
 
 # --- each entry stands alone ----------------------------------------------------------------
 
-def test_one_broken_entry_does_not_hide_the_others(folder, registry):
+def test_one_broken_entry_does_not_hide_the_others(folder, registry, monkeypatch):
     (folder / "models.toml").write_text(entry("first") + entry("broken", weights="gone.safetensors")
                                         + entry("third"))
     reading = register_manifest(folder)
     assert list(registry) == ["first", "third"]
     assert len(reading.problems) == 1 and "Model 'broken': the weights file" in reading.problems[0]
     assert "gone.safetensors does not exist" in reading.problems[0]
+    monkeypatch.setattr(models, "MANIFEST_ERRORS", reading.problems)
+    with pytest.raises(ModelError, match="Model 'broken' is not available: .*gone.safetensors does not exist"):
+        load_model("broken")
 
 
 def run_models(models_dir: Path) -> subprocess.CompletedProcess:

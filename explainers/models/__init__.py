@@ -56,6 +56,9 @@ def get_spec(name: str) -> ModelSpec:
         ModelError: unknown name; the message lists the known names.
     """
     if not isinstance(name, str) or name not in MODELS:
+        for problem in MANIFEST_ERRORS:  # a manifest entry left out says why
+            if f"Model {name!r}:" in problem:
+                raise ModelError(f"Model {name!r} is not available: {problem}")
         raise ModelError(f"Unknown model {name!r}; choose one of: {', '.join(MODELS)}.")
     return MODELS.get(name)
 

@@ -147,7 +147,10 @@ def _entry_spec(folder: Path, entry: Any, position: int) -> ModelSpec:
         raise ModelError(f"Model {label}: {exc}") from None
     num_classes = entry.get("num_classes")
     if num_classes is None:
-        num_classes = len(read_labels(labels))
+        try:
+            num_classes = len(read_labels(labels))
+        except ModelError as exc:
+            raise ModelError(f"Model {label}: {exc}") from None
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise ModelError(f"Model {label}: the field 'num_classes' must be a positive whole number.")
     try:
