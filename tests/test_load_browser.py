@@ -34,8 +34,16 @@ def _settled(page) -> None:
 
 
 def _download_map(page, index: int) -> tuple[dict, np.ndarray | None]:
-    with page.expect_download(timeout=WAIT) as download:
-        page.get_by_test_id("stDownloadButton").filter(has_text="Everything").click()
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(4):  # a click that lands while the button is redrawn starts nothing: click again
+        try:
+            with page.expect_download(timeout=WAIT // 4) as download:
+                page.get_by_test_id("stDownloadButton").filter(has_text="Everything").click()
+            break
+        except PlaywrightTimeout:
+            if attempt == 3:
+                raise
     with zipfile.ZipFile(download.value.path()) as archive:
         settings = json.loads(archive.read("settings.json"))
         name = f"gradcam_class{index}/map.npy"
