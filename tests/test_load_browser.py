@@ -25,6 +25,8 @@ SESSIONS = [("Cat (Chelsea)", "cat.jpg", 281), ("Coffee", "coffee.jpg", 967), ("
 TTL = 5  # seconds a closed tab's session is kept for a reload (Streamlit's default is 120)
 WAIT = 240_000  # ms: eight sessions share two cores
 VIEWPORT = {"width": 1400, "height": 1350}
+KEPT = 1.18  # settled after the first wave / after one session (measured: 1.09-1.11 fixed, 1.26 leaking)
+GROWTH = 1.10  # settled after the second wave / after the first (measured: 1.04)
 
 
 def _settled(page) -> None:
@@ -105,10 +107,15 @@ def _open_wave(browser, url: str, expected: dict, categories: list[str], sync_ap
 
 
 def test_eight_browser_sessions_each_see_their_own_result(lite0, tmp_path):
-    """Two waves of eight browsers. The first leaves what a server keeps on purpose (the loaded model,
-    the maps in st.cache_data, the allocator's high-water marks); the baseline is the settled memory
-    after it. Sessions that leak (uploads, state, media files kept after they leave) grow the server
-    again with the second wave, which must come back within 10% of that baseline."""
+    """Two waves of eight browsers, two checks.
+
+    1. Sessions that left are released: the settled memory after the first wave is within 18% of the
+       memory after one session. What a server keeps on purpose (the maps in st.cache_data, the model
+       clones' pool, the allocator's high-water marks) measured 9-11% here; without the session
+       shutdown and the arena cap it measured 26%.
+    2. Nothing grows wave after wave: the second wave settles within 10% of the first (measured 3.7%).
+    Each figure is read the same way: after the wave's sessions expire, once two readings agree.
+    """
     sync_api = pytest.importorskip("playwright.sync_api")
     expected = {(name, index): explain(lite0, load_image(ROOT / "assets" / "samples" / name), methods=["gradcam"],
                                        classes=[index]).results[0].map for _, name, index in SESSIONS}
@@ -143,10 +150,12 @@ def test_eight_browser_sessions_each_see_their_own_result(lite0, tmp_path):
         finally:
             browser.close()
         now = _settled_rss(server.pid)  # read as the baseline was
-        now = _memory_settles(server.pid, baseline * 1.10, seconds=60) if now > baseline * 1.10 else now
+        now = _memory_settles(server.pid, baseline * GROWTH, seconds=60) if now > baseline * GROWTH else now
     mib = 2**20
     print(f"server RSS: after one session {start / mib:.0f} MiB; first wave peak {peaks[0] / mib:.0f}, settled "
           f"{baseline / mib:.0f} MiB (the baseline); second wave peak {peaks[1] / mib:.0f}, after {now / mib:.0f} MiB")
-    assert now <= baseline * 1.10, (f"server memory {now / mib:.0f} MiB after the second wave, baseline "
-                                    f"{baseline / mib:.0f} MiB after the first (peaks {peaks[0] / mib:.0f}, "
-                                    f"{peaks[1] / mib:.0f} MiB)")
+    assert baseline <= start * KEPT, (f"sessions that left were not released: {baseline / mib:.0f} MiB after the "
+                                      f"first wave, {start / mib:.0f} MiB after one session")
+    assert now <= baseline * GROWTH, (f"server memory {now / mib:.0f} MiB after the second wave, baseline "
+                                      f"{baseline / mib:.0f} MiB after the first (peaks {peaks[0] / mib:.0f}, "
+                                      f"{peaks[1] / mib:.0f} MiB)")
