@@ -13,11 +13,11 @@ import re
 import sys
 import time
 from importlib import metadata
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from .cli_checks import load_model_warning, printable, writable_folder
 from .cli_dataset import add_dataset
 from .cli_evaluate import add_evaluate
 from .cli_labels import add_labels
@@ -31,6 +31,8 @@ from .fit import FITS
 PROG = "camscope"
 DEFAULT_MODEL = "efficientnet_lite0"
 DEFAULT_OUT = "camscope-out"
+DICOM_NAME_HELP = ("name a DICOM input by its path in the outputs (default: by the hash of its bytes, "
+                   "since DICOM file names often carry the patient's name)")
 VERSIONED = ("torch", "torchvision", "timm", "grad-cam", "numpy", "pillow", "matplotlib", "opencv-python-headless")
 
 
@@ -68,6 +70,7 @@ def _add_explain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: CAMSCOPE_DEVICE, else the best)")
     add_method_options(p)
+    p.add_argument("--dicom-file-name", action="store_true", help=DICOM_NAME_HELP)
     p.set_defaults(run=run_explain)
 
 
@@ -108,19 +111,21 @@ def main(argv: list[str] | None = None) -> int:
     except (ExplainerError, KeyError, OSError) as error:
         # plain sentence, no traceback: these are the user's input, not our bugs
         message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-        print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
+        print(f"{PROG}: error: {printable(' '.join(str(message).split()))}", file=sys.stderr)
         return 2
 
 
 # --- explain ---------------------------------------------------------------------------------------
 
 def run_explain(args: argparse.Namespace) -> int:
+    from .file_names import input_label_of_path
     from .io import image_sha256, load_image
     from .render import colorize, overlay, to_png_bytes
 
     if not 0.0 <= args.opacity <= 1.0:
         raise UsageError(f"--opacity must be between 0 and 1, not {args.opacity}")
     colorize(np.zeros((1, 1)), args.colormap)  # check the colormap before the slow part
+    out = writable_folder(args.out)  # and where the results go
     options = method_options(args)
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -128,12 +133,11 @@ def run_explain(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     image = load_image(args.image)  # before importing torch: a bad file fails in a blink
     timings["load_image"] = time.perf_counter() - t0
-    from .pipeline import explain
     from .heads import probability_caption
-    from .models import load_model
+    from .pipeline import explain
 
     t0 = time.perf_counter()
-    model = load_model(args.model, device=args.device).with_fit(args.fit)
+    model = load_model_warning(args.model, device=args.device).with_fit(args.fit)
     timings["load_model"] = time.perf_counter() - t0
     methods = args.method or ["gradcam"]
     t0 = time.perf_counter()
@@ -142,7 +146,6 @@ def run_explain(args: argparse.Namespace) -> int:
     timings["explain"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     outputs, used = [], set()
     for r in result.results:
@@ -161,7 +164,7 @@ def run_explain(args: argparse.Namespace) -> int:
     timings["total"] = time.perf_counter() - started
 
     summary = {
-        "image": {"path": str(args.image), "width": image.width, "height": image.height,
+        "image": {"path": input_label_of_path(args.image, args.dicom_file_name), "width": image.width, "height": image.height,
                   "sha256": image_sha256(image)},
         "predictions": [{"index": p.index, "name": p.name, "score": p.score, "probability": p.probability}
                         for p in result.predictions[:5]],
@@ -220,13 +223,16 @@ def package_versions() -> dict[str, str | None]:
 # --- listings --------------------------------------------------------------------------------------
 
 def run_models(args: argparse.Namespace) -> int:
-    from .models import list_models
+    """The registered models; then each broken models.toml entry with its own error (exit 2 if any)."""
+    from .models import MANIFEST_ERRORS, list_models
 
     rows = [(s.name, s.source, "yes" if _available(s) else "no", s.target_layer or "(found when loaded)",
              s.display_name)
             for s in list_models()]
     _table(("name", "source", "weights here", "layer", "model"), rows)
-    return 0
+    for problem in MANIFEST_ERRORS:
+        print(f"{PROG}: error: {printable(' '.join(problem.split()))}", file=sys.stderr)
+    return 2 if MANIFEST_ERRORS else 0
 
 
 def _available(spec) -> bool:
@@ -246,9 +252,8 @@ def run_methods(args: argparse.Namespace) -> int:
 
 def run_layers(args: argparse.Namespace) -> int:
     from .layers import list_layers
-    from .models import load_model
 
-    model = load_model(args.model, device=args.device)
+    model = load_model_warning(args.model, device=args.device)
     grids = model.extra.get("grids", {})  # token models: the (h, w) map each layer becomes
     rows = [(("* " if info.recommended else "  ") + info.name, info.type,
              "x".join(map(str, info.output_shape)) or "-",
@@ -260,6 +265,6 @@ def run_layers(args: argparse.Namespace) -> int:
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
+    widths = [max(len(printable(c)) for c in column) for column in zip(header, *rows)]
     for row in (header, *rows):
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+        print("  ".join(printable(c).ljust(w) for c, w in zip(row, widths)).rstrip())

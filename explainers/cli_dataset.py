@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import re
@@ -58,11 +59,44 @@ def _mapping(text: str | None) -> dict | None:
     return value
 
 
-def _stem(path: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.+-]+", "_", path.rsplit(".", 1)[0]).strip("_") or "image"
+MAX_STEM = 80  # characters of an exported name taken from the image's path (file systems allow 255 bytes)
+
+
+def export_stem(path: str, used: set[str]) -> str:
+    """A file-name-safe stem for an image of the set: its path (extension included, so cat/1.jpg and
+    cat/1.png differ) with other characters as "_", cut to MAX_STEM characters; a short hash of the
+    path is added when it was cut or when another image already has that stem."""
+    stem = re.sub(r"[^A-Za-z0-9.+-]+", "_", path).strip("_.") or "image"
+    if len(stem) > MAX_STEM or stem in used:
+        digest = hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+        stem = f"{stem[:MAX_STEM].rstrip('_.')}-{digest}"
+    used.add(stem)
+    return stem
+
+
+class _Record:
+    """predictions.csv written as the run goes, so a run that stops midway still says what it did."""
+
+    def __init__(self, path: Path) -> None:
+        from .confusion import PREDICTION_FIELDS
+
+        self.handle = open(path, "w", newline="", encoding="utf-8")
+        self.writer = csv.writer(self.handle, lineterminator="\n")
+        self.writer.writerow(PREDICTION_FIELDS + ["skipped_reason"])
+        self.done: set[str] = set()
+
+    def add(self, rows, skips) -> None:
+        from .confusion import prediction_row, skip_row
+
+        self.writer.writerows([prediction_row(r) for r in rows] + [skip_row(s) for s in skips])
+        self.handle.flush()
+        self.done.update([r.path for r in rows] + [s.path for s in skips])
 
 
 def run_dataset(args: argparse.Namespace) -> int:
+    from .cli_checks import load_model_warning, printable, writable_folder
+
+    out = writable_folder(args.out)  # a bad --out fails before the slow part (imports included)
     from .cli import UsageError, package_versions
     from .class_names import map_folders
     from .dataset import DatasetLimits, read_dataset
@@ -75,7 +109,7 @@ def run_dataset(args: argparse.Namespace) -> int:
         raise UsageError(f"--opacity must be between 0 and 1, not {args.opacity}")
     if args.max_files < 1 or args.max_mb <= 0:
         raise UsageError("--max-files and --max-mb must be positive")
-    colorize(np.zeros((1, 1)), args.colormap)  # bad names fail before the slow part
+    colorize(np.zeros((1, 1)), args.colormap)  # bad names fail before the slow part too
     method = resolve_method(args.method).key
     mapping = _mapping(args.mapping)
     started = time.perf_counter()
@@ -83,51 +117,67 @@ def run_dataset(args: argparse.Namespace) -> int:
 
     from .confusion import (MapRequest, confusion_csv, confusion_matrix, default_batch_size, per_class_accuracy,
                             predict_dataset, predictions_csv)
-    from .models import load_model
     from .render import overlay, to_png_bytes
 
-    model = load_model(args.model, device=args.device)
+    model = load_model_warning(args.model, device=args.device)
     labels = map_folders(dataset.folders, model.categories, mapping)
-    out = Path(args.out)
     (out / "maps").mkdir(parents=True, exist_ok=True)
-    written = []
+    written, used = [], set()
+    base = {"source": str(args.source), "model": model.name, "weights_sha256": model.weights_sha256,
+            "method": method, "layer": args.layer or model.target_layer, "labels": labels,
+            "batch_size": args.batch_size or default_batch_size(model), "versions": package_versions()}
 
     def write_maps(row, image, cams) -> None:  # called per misclassified image, as soon as its maps exist
         entry = {"path": row.path, "true_index": row.true_index, "predicted_index": row.predicted_index}
+        name = export_stem(row.path, used)
         for which, cam in zip(("true", "pred"), cams):
-            stem = f"maps/{_stem(row.path)}__{which}-{cam.class_index}"
+            stem = f"maps/{name}__{which}-{cam.class_index}"
             np.save(out / f"{stem}.npy", cam.map.astype(np.float32))
             (out / f"{stem}.png").write_bytes(to_png_bytes(overlay(image, cam.map, args.opacity, args.colormap)))
             entry[f"{which}_map"], entry[f"{which}_overlay"] = f"{stem}.npy", f"{stem}.png"
         written.append(entry)
 
-    result = predict_dataset(model, dataset, labels, args.batch_size, progress=_progress,
-                             maps=MapRequest(write_maps, method, args.layer))
+    record = _Record(out / "predictions.csv")
+    try:
+        result = predict_dataset(model, dataset, labels, args.batch_size, progress=_progress,
+                                 maps=MapRequest(write_maps, method, args.layer), on_batch=record.add)
+    except BaseException as error:  # the record is completed, then the error goes on (exit 2 or traceback)
+        record.handle.close()
+        missing = [f.path for f in dataset.files if f.path not in record.done]
+        summary = {**base, "complete": False, "error": str(error) or type(error).__name__,
+                   "files": len(dataset.files), "recorded": len(record.done), "missing": missing,
+                   "misclassified": written, "seconds": {"total": time.perf_counter() - started}}
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"stopped after {len(record.done)} of {len(dataset.files)} files: predictions.csv holds those, "
+              f"summary.json lists the {len(missing)} missing; nothing else was written to {printable(out)}",
+              file=sys.stderr)
+        raise
+    record.handle.close()
     matrix = confusion_matrix(result)
-    (out / "predictions.csv").write_text(predictions_csv(result))
+    (out / "predictions.csv").write_text(predictions_csv(result))  # the same lines, images first
     (out / "confusion.csv").write_text(confusion_csv(matrix))
     (out / "confusion.png").write_bytes(confusion_png(matrix))
     (out / "per_class.csv").write_text(_per_class_csv(per_class_accuracy(result)))
     wrong = [r for r in result.rows if not r.correct]
 
     summary = {
-        "source": str(args.source), "model": model.name, "weights_sha256": model.weights_sha256,
-        "method": method, "layer": args.layer or model.target_layer, "labels": labels,
+        **base, "complete": True,
         "images": len(result.rows), "correct": sum(r.correct for r in result.rows), "accuracy": result.accuracy,
         "skipped": [{"path": s.path, "reason": s.reason} for s in result.skipped],
-        "misclassified": written, "batch_size": args.batch_size or default_batch_size(model),
+        "misclassified": written,
         "seconds": {"predict_and_maps": result.seconds, "total": time.perf_counter() - started},
-        "versions": package_versions(),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"{len(result.rows)} images, accuracy {result.accuracy:.1%}, {len(wrong)} misclassified, "
           f"{len(result.skipped)} skipped; wrote predictions.csv, confusion.csv/.png and "
-          f"{2 * len(written)} maps to {out}")
+          f"{2 * len(written)} maps to {printable(out)}")
     return 0
 
 
 def _progress(fraction: float, message: str) -> None:
-    print(f"\r[{fraction:6.1%}] {message}", end="\n" if fraction >= 1 else "", file=sys.stderr, flush=True)
+    from .cli_checks import printable
+
+    print(f"\r[{fraction:6.1%}] {printable(message)}", end="\n" if fraction >= 1 else "", file=sys.stderr, flush=True)
 
 
 def _per_class_csv(rows) -> str:

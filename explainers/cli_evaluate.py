@@ -117,12 +117,12 @@ def evaluate_folder(args: argparse.Namespace) -> dict:
     from .io import load_image
     from .metrics.faithfulness import deletion_insertion
     from .metrics.localisation import centre_baseline, ground_truth, localise, scaled_tolerance
-    from .models import load_model
+    from .cli_checks import load_model_warning
 
     if args.steps < 0:
         raise EvaluationError(f"--steps must be 0 (skip) or more, not {args.steps}.")
     groups = read_boxes(args.boxes, args.folder)
-    model = load_model(args.model, device=args.device)
+    model = load_model_warning(args.model, device=args.device)
     methods = args.method or ["gradcam"]
     tallies: dict[str, _Tally] = {CENTRE: _Tally()}
     per_image = []
@@ -163,12 +163,13 @@ def evaluate_folder(args: argparse.Namespace) -> dict:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from .cli import _table, package_versions
+    from .cli_checks import writable_folder
 
+    out = writable_folder(args.out)  # before the slow part
     started = time.perf_counter()
     summary = evaluate_folder(args)
     summary["versions"] = package_versions()
     summary["seconds"] = time.perf_counter() - started
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "evaluation.json").write_text(json.dumps(summary, indent=2) + "\n")
     columns = ["method", "images", "pointing_accuracy", "energy", "iou", "deletion_area", "insertion_area"]

@@ -35,28 +35,31 @@ def add_report(sub: argparse._SubParsersAction) -> None:
                    help="draw all class maps on one shared range, so a weaker map looks weaker")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: CAMSCOPE_DEVICE, else the best)")
     p.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
+    p.add_argument("--dicom-file-name", action="store_true",
+                   help="name a DICOM input by its file name in the report (default: by the hash of its bytes, "
+                        "since DICOM file names often carry the patient's name)")
     p.set_defaults(run=run_report)
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from .cli_checks import load_model_warning, writable_file, write_file
     from .errors import ExplainerError
+    from .file_names import input_label_of_path
     from .io import load_image
     from .render import colorize
 
     if not 0.0 <= args.opacity <= 1.0:
         raise ExplainerError(f"--opacity must be between 0 and 1, not {args.opacity}")
     colorize([[0.0]], args.colormap)  # a bad colormap fails before the slow part
+    out = writable_file(args.out)  # and so does an output that cannot be written
     image = load_image(args.image, frame=args.frame, window=tuple(args.window) if args.window else None)
     from .pipeline import explain
-    from .models import load_model
     from .report import build_report
 
-    model = load_model(args.model, device=args.device).with_fit(args.fit)
+    model = load_model_warning(args.model, device=args.device).with_fit(args.fit)
     result = explain(model, image, methods=args.method or ["gradcam"], classes=args.classes, layers=args.layer)
-    report = build_report(model, image, result.results, result.predictions, image_name=Path(args.image).name,
-                          colormap=args.colormap, opacity=args.opacity, shared_scale=args.shared_scale)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report.html, encoding="utf-8")
+    name = Path(input_label_of_path(args.image, args.dicom_file_name)).name
+    report = build_report(model, image, result.results, result.predictions, image_name=name, colormap=args.colormap, opacity=args.opacity, shared_scale=args.shared_scale)
+    write_file(out, report.html.encode("utf-8"))
     print(f"wrote {out} ({len(report.map_sha256)} map(s)); input hash {report.input_sha256}")
     return 0

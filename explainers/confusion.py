@@ -123,7 +123,9 @@ class ClassAccuracy:
 
 
 def predict_dataset(model: LoadedModel, dataset: Dataset, labels: Mapping[str, int], batch_size: int | None = None,
-                    progress: Progress = None, maps: MapRequest | None = None) -> DatasetPredictions:
+                    progress: Progress = None, maps: MapRequest | None = None,
+                    on_batch: Callable[[list[ImagePrediction], list[Skip]], None] | None = None
+                    ) -> DatasetPredictions:
     """Predict every image of a labelled set, ``batch_size`` images per forward pass.
 
     Args:
@@ -133,6 +135,8 @@ def predict_dataset(model: LoadedModel, dataset: Dataset, labels: Mapping[str, i
         batch_size: images per forward pass (default: ``default_batch_size``).
         progress: called after each batch with (fraction done, "n of N images").
         maps: also make maps (e.g. true and predicted class of each mistake) from the same passes.
+        on_batch: called with each batch's predictions and the files skipped since the last call
+            (the set's own skips first), so a caller can record them as they come.
     Returns:
         DatasetPredictions; files that do not decode are in ``skipped`` with the reason.
     """
@@ -150,16 +154,23 @@ def predict_dataset(model: LoadedModel, dataset: Dataset, labels: Mapping[str, i
     skipped = list(dataset.skipped)
     total = len(dataset.files)
     batch: list[tuple] = []
+    reported = 0  # skips already handed to on_batch
     for n, file in enumerate(dataset.files, start=1):
         try:
             batch.append((file, load_image(file.data)))
         except ImageError as error:
             skipped.append(Skip(file.path, str(error)))
         if len(batch) == batch_size or (n == total and batch):
-            rows.extend(_predict_batch(model, batch, labels, maps, batch_size))
+            done = _predict_batch(model, batch, labels, maps, batch_size)
+            rows.extend(done)
             batch = []
+            if on_batch is not None:
+                on_batch(done, skipped[reported:])
+                reported = len(skipped)
         if progress is not None and (n == total or not batch):
             progress(n / total, f"{n} of {total} images")
+    if on_batch is not None and reported < len(skipped):
+        on_batch([], skipped[reported:])
     return DatasetPredictions(model.name, rows, skipped, time.perf_counter() - started)
 
 
@@ -247,12 +258,20 @@ def predictions_csv(predictions: DatasetPredictions) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(PREDICTION_FIELDS + ["skipped_reason"])
-    for r in predictions.rows:
-        writer.writerow([r.path, r.folder, r.true_index, r.true_name, r.predicted_index, r.predicted_name,
-                         f"{r.probability:.6f}", f"{r.true_probability:.6f}", r.true_rank, int(r.correct), ""])
-    for s in predictions.skipped:
-        writer.writerow([s.path] + [""] * (len(PREDICTION_FIELDS) - 1) + [s.reason])
+    writer.writerows(prediction_row(r) for r in predictions.rows)
+    writer.writerows(skip_row(s) for s in predictions.skipped)
     return buffer.getvalue()
+
+
+def prediction_row(r: ImagePrediction) -> list:
+    """One image's line of predictions.csv."""
+    return [r.path, r.folder, r.true_index, r.true_name, r.predicted_index, r.predicted_name,
+            f"{r.probability:.6f}", f"{r.true_probability:.6f}", r.true_rank, int(r.correct), ""]
+
+
+def skip_row(s: Skip) -> list:
+    """A skipped file's line of predictions.csv, with its reason."""
+    return [s.path] + [""] * (len(PREDICTION_FIELDS) - 1) + [s.reason]
 
 
 def confusion_csv(matrix: ConfusionMatrix) -> str:

@@ -208,3 +208,61 @@ def test_python_dash_m_bad_argument(tmp_path):
                           cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"camscope: error: There is no file at '{tmp_path / 'missing.png'}'."]
+
+
+# --- output paths are checked before anything is computed ------------------------------------
+
+def _out_cases(tmp_path: Path, img: str) -> dict[str, list[str]]:
+    existing = tmp_path / "existing.txt"
+    existing.write_text("keep me")
+    (tmp_path / "set" / "cat").mkdir(parents=True)
+    return {
+        "explain under /proc": (["explain", img, "--out", "/proc/camscope-out"], "no file can be created in /proc"),
+        "explain to a file": (["explain", img, "--out", str(existing)], "is an existing file; give a folder"),
+        "explain below a file": (["explain", img, "--out", str(existing / "sub")], "existing.txt is a file"),
+        "report over /proc": (["report", img, "--out", "/proc/self/environ"], "no file can be created in /proc/self"),
+        "report to a folder": (["report", img, "--out", str(tmp_path)], "is a folder; give a file name"),
+        "dataset under /proc": (["dataset", str(tmp_path / "set"), "--out", "/proc/x"], "no file can be created"),
+        "dataset to a file": (["dataset", str(tmp_path / "set"), "--out", str(existing)], "is an existing file"),
+        "evaluate to a file": (["evaluate", str(tmp_path), "--boxes", "b.json", "--out", str(existing)],
+                               "is an existing file"),
+    }
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("case", ["explain under /proc", "explain to a file", "explain below a file",
+                                  "report over /proc", "report to a folder", "dataset under /proc",
+                                  "dataset to a file", "evaluate to a file"])
+def test_bad_out_is_one_line_before_any_work(case, tmp_path, cat_png, capsys, monkeypatch):
+    import explainers.models
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was loaded before --out was checked")
+
+    monkeypatch.setattr(explainers.models, "load_model", never)
+    argv, fragment = _out_cases(tmp_path, str(cat_png))[case]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Errno" not in err, err
+    assert err.startswith(f"camscope: error: --out ") and fragment in err, err
+    assert (tmp_path / "existing.txt").read_text() == "keep me"
+
+
+def test_report_replaces_its_file_whole(tmp_path, cat_png, capsys):
+    out = tmp_path / "deep" / "report.html"
+    assert main(["report", str(cat_png), "--out", str(out), "--device", "cpu"]) == 0
+    first = out.read_bytes()
+    assert first.startswith(b"<!DOCTYPE html>") or first.lstrip().lower().startswith(b"<!doctype html")
+    assert main(["report", str(cat_png), "--out", str(out), "--device", "cpu"]) == 0
+    assert sorted(p.name for p in out.parent.iterdir()) == ["report.html"]  # no partial file left
+    assert oct(out.stat().st_mode & 0o777) != oct(0o600)  # the umask applies, not a temp file's 0600
+
+
+def test_terminal_escapes_are_printed_escaped(tmp_path, capsys):
+    folder = tmp_path / "set" / "\x1b]0;pwned\x07\x1b[31mred"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (32, 32)).save(folder / "a.png")
+    code = main(["dataset", str(tmp_path / "set"), "--out", str(tmp_path / "out"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and "\x1b" not in err and "\x07" not in err, repr(err)
+    assert "\\x1b]0;pwned\\x07\\x1b[31mred" in err

@@ -10,6 +10,7 @@ import stat
 import struct
 import tempfile
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -342,3 +343,58 @@ def test_cli_dataset_bad_input_is_one_line(tmp_path, capsys, extra, message):
     code = main(["dataset", str(tmp_path / "set"), "--out", str(tmp_path / "out"), "--device", "cpu", *extra])
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+# --- the CLI never corrupts its output ------------------------------------------------------
+
+@pytest.fixture
+def cups_of_cat(tmp_path, cat_image):
+    """A folder 'cup' holding the cat photo three times: as 1.jpg, 1.png and under a 250-character name."""
+    folder = tmp_path / "set" / "cup"
+    folder.mkdir(parents=True)
+    cat_image.save(folder / "1.jpg", quality=95)
+    cat_image.save(folder / "1.png")
+    cat_image.save(folder / ("b" * 246 + ".png"))
+    return tmp_path / "set"
+
+
+def test_cli_dataset_map_names_are_unique_and_short(cups_of_cat, tmp_path, lite0):
+    out = tmp_path / "out"
+    assert main(["dataset", str(cups_of_cat), "--out", str(out), "--device", "cpu"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    wrong = summary["misclassified"]
+    assert sorted(m["path"] for m in wrong) == sorted(["cup/1.jpg", "cup/1.png", "cup/" + "b" * 246 + ".png"])
+    files = [m[key] for m in wrong for key in ("true_map", "pred_map", "true_overlay", "pred_overlay")]
+    assert len(set(files)) == 12 and all((out / f).is_file() for f in files)
+    assert max(len(Path(f).name) for f in files) <= 120
+    assert len(list((out / "maps").iterdir())) == 12
+    by_path = {m["path"]: np.load(out / m["true_map"]) for m in wrong}
+    png = load_image(cups_of_cat / "cup" / "1.png")
+    expected = explain(lite0, png, classes=[CUP]).results[0].map
+    assert np.abs(by_path["cup/1.png"] - expected).max() <= 1e-4  # its own map, not the JPEG's
+
+
+def test_cli_dataset_that_stops_midway_leaves_a_record(cups_of_cat, tmp_path, capsys, monkeypatch):
+    import explainers.confusion as confusion
+    from explainers.errors import OutOfMemory
+
+    real, calls = confusion._predict_batch, []
+
+    def fails_second_time(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OutOfMemory("The computer ran out of memory for this batch of images.")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(confusion, "_predict_batch", fails_second_time)
+    out = tmp_path / "out"
+    code = main(["dataset", str(cups_of_cat), "--out", str(out), "--device", "cpu", "--batch-size", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "stopped after 1 of 3 files" in err and "ran out of memory" in err
+    rows = list(csv.DictReader((out / "predictions.csv").open()))
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(rows) == 1 and summary["complete"] is False and summary["recorded"] == 1
+    assert sorted([rows[0]["path"], *summary["missing"]]) == sorted(
+        ["cup/1.jpg", "cup/1.png", "cup/" + "b" * 246 + ".png"])
+    assert "ran out of memory" in summary["error"]
+    assert [m["path"] for m in summary["misclassified"]] == [rows[0]["path"]]  # its maps were written

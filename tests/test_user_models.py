@@ -200,8 +200,9 @@ def deployment(tmp_path):
 
 def test_manifest_model_loads_through_the_registry(registry, deployment, x):
     folder, net = deployment
-    specs = register_manifest(folder)
-    assert [s.name for s in specs] == ["chest_xray_resnet18"] and "chest_xray_resnet18" in registry
+    reading = register_manifest(folder)
+    assert [s.name for s in reading.specs] == ["chest_xray_resnet18"] and "chest_xray_resnet18" in registry
+    assert reading.problems == []
     model = load_model("chest_xray_resnet18", device="cpu")
     assert model.spec.source == "user" and model.target_layer == "layer4"
     assert model.categories == ["normal", "pneumonia"]
@@ -209,8 +210,8 @@ def test_manifest_model_loads_through_the_registry(registry, deployment, x):
     assert model.preprocessing.interpolation == "bilinear"
     assert model.weights_sha256 == sha256_of_file(str(folder / "chest.safetensors"))
     assert same_outputs(model.module, net, x)
-    with pytest.raises(ModelError, match="already registered"):
-        register_manifest(folder)
+    again = register_manifest(folder)
+    assert again.specs == [] and "already registered" in again.problems[0]
 
 
 def test_models_dir_env_registers_the_deployment(registry, deployment, monkeypatch):
@@ -254,16 +255,22 @@ def test_bad_manifest_entries_name_the_model_and_field(registry, deployment, old
     folder, _ = deployment
     _edit(folder, old, new)
     with pytest.raises(ModelError, match=message):
-        register_manifest(folder)
-    assert len(registry) == 0
+        read_manifest(folder)
+    try:
+        problems = register_manifest(folder).problems
+    except ModelError as exc:  # the manifest itself is unusable
+        problems = [str(exc)]
+    assert len(registry) == 0 and len(problems) == 1
 
 
 def test_two_models_with_one_name_are_refused(registry, deployment):
     folder, _ = deployment
     text = (folder / "models.toml").read_text()
     (folder / "models.toml").write_text(text + "\n" + text[text.index("[[model]]"):])
-    with pytest.raises(ModelError, match="names two models 'chest_xray_resnet18'"):
-        register_manifest(folder)
+    with pytest.raises(ModelError, match="model #2 is named 'chest_xray_resnet18' like an earlier entry"):
+        read_manifest(folder)
+    reading = register_manifest(folder)  # the first stands
+    assert list(registry) == ["chest_xray_resnet18"] and len(reading.problems) == 1
 
 
 def test_a_target_layer_that_does_not_exist_fails_at_load(registry, deployment):

@@ -12,12 +12,14 @@ import streamlit as st
 from PIL import Image
 
 from explainers.errors import ExplainerError
+from explainers.file_names import input_label
 from explainers.io import image_sha256, load_dicom
 
 FRAME = "sidebar_dicom_frame"
 CENTER = "sidebar_dicom_center"
 WIDTH = "sidebar_dicom_width"
 DEFAULTS_FOR = "sidebar_dicom_defaults_for"  # pixel hash of the file the controls were defaulted for
+SHOW_NAME = "sidebar_dicom_show_name"  # off: outputs name the file by its hash (file names often carry patients')
 
 
 def dicom_image(name: str, data: bytes, errors: list[str]) -> tuple[Optional[Image.Image], str, str]:
@@ -25,7 +27,12 @@ def dicom_image(name: str, data: bytes, errors: list[str]) -> tuple[Optional[Ima
 
     Returns:
         (image, pixel hash, name); image None (and a sentence in ``errors``) if it cannot be read.
+        The name is the file's hash unless the user ticks "Use the file's name".
     """
+    name = input_label(name, data, st.checkbox(
+        "Use the file's name", key=SHOW_NAME,
+        help="Off: captions, downloads and the report name this DICOM file by its hash, because DICOM "
+             "file names often carry the patient's name."))
     try:
         default = load_dicom(data)  # frame 0, the file's own window
     except ExplainerError as error:

@@ -79,7 +79,7 @@ def model_picker(errors: list[str]) -> Optional[LoadedModel]:
 
     A model that cannot load adds its sentence (which says what to do) to ``errors``.
     """
-    for problem in MANIFEST_ERRORS:  # a broken models.toml entry is skipped, not fatal
+    for problem in MANIFEST_ERRORS:  # each broken models.toml entry, with its own error; the others load
         st.warning(problem)
     names = {n: (d, s, a) for n, d, s, a in loaders.model_specs()}
     if st.session_state.get(state.MODEL) not in names:
@@ -94,6 +94,8 @@ def model_picker(errors: list[str]) -> Optional[LoadedModel]:
     except ExplainerError as error:
         errors.append(str(error))
         return None
+    for note in model.weights_notes:  # e.g. fp16 or int8 tensors cast on loading
+        st.warning(note)
     weights = "random weights" if model.random_weights else f"weights sha256 {(model.weights_sha256 or 'n/a')[:12]}"
     labels = " (independent labels, sigmoid)" if model.head == "sigmoid" else ""
     st.caption(f"**{names[name][0]}** · device **{model.device}** · {model.num_classes} classes{labels} · {weights}")

@@ -22,10 +22,11 @@ from ..device import pick_device
 from ..errors import ModelError
 from ..registry import Registry
 from .spec import LoadedModel, ModelSpec, Preprocessing, sha256_of_file
+from .weights_check import collecting_notes
 
 MODELS_DIR_ENV = "CAMSCOPE_MODELS_DIR"
 MODELS: Registry[ModelSpec] = Registry("model")
-MANIFEST_ERRORS: list[str] = []  # a broken deployment manifest must not stop the app; shown from here
+MANIFEST_ERRORS: list[str] = []  # broken manifest entries (or manifest) never stop the app; each shown from here
 
 __all__ = ["MODELS", "MANIFEST_ERRORS", "LoadedModel", "ModelSpec", "Preprocessing", "register_model",
            "list_models", "get_spec", "load_model"]
@@ -55,6 +56,9 @@ def get_spec(name: str) -> ModelSpec:
         ModelError: unknown name; the message lists the known names.
     """
     if not isinstance(name, str) or name not in MODELS:
+        for problem in MANIFEST_ERRORS:  # a manifest entry left out says why
+            if f"Model {name!r}:" in problem:
+                raise ModelError(f"Model {name!r} is not available: {problem}")
         raise ModelError(f"Unknown model {name!r}; choose one of: {', '.join(MODELS)}.")
     return MODELS.get(name)
 
@@ -69,21 +73,23 @@ def load_model(name: str, device: Optional[str] = None, random_weights: bool = F
         random_weights: build untrained (tests, sanity checks); never done unless asked.
 
     Returns:
-        LoadedModel with its categories and the SHA-256 of its weights file.
+        LoadedModel with its categories, the SHA-256 of its weights file and, in ``weights_notes``,
+        what was changed on loading (e.g. fp16 or int8 tensors cast to float32).
 
     Raises:
-        ModelError: unknown model, or weights that are missing, unsafe or do not fit.
+        ModelError: unknown model, or weights that are missing, unsafe, NaN/infinite or do not fit.
     """
     spec = _folder_spec(name) if _names_a_folder(name) else get_spec(name)
     target = pick_device(device)
-    module = spec.build(bool(random_weights))
+    with collecting_notes() as notes:
+        module = spec.build(bool(random_weights))
     module.eval()
     module.to(target)
     digest = None
     if not random_weights and spec.weights_file and Path(spec.weights_file).is_file():
         digest = _file_sha256(spec.weights_file)
     loaded = LoadedModel(spec=spec, module=module, device=target, categories=list(spec.categories()),
-                         weights_sha256=digest, random_weights=bool(random_weights))
+                         weights_sha256=digest, random_weights=bool(random_weights), weights_notes=notes)
     if spec.inspect:
         from .token_layout import inspect_into
 
@@ -131,10 +137,12 @@ def _register_defaults() -> None:
         from .manifest import register_manifest
 
         try:
-            register_manifest(folder)
+            problems = register_manifest(folder).problems
         except ModelError as exc:
-            MANIFEST_ERRORS.append(f"{MODELS_DIR_ENV}={folder}: {exc}")
-            warnings.warn(MANIFEST_ERRORS[-1], stacklevel=2)
+            problems = [f"{MODELS_DIR_ENV}={folder}: {exc}"]
+        for problem in problems:  # each broken entry alone; the valid ones are registered
+            MANIFEST_ERRORS.append(problem)
+            warnings.warn(problem, stacklevel=2)
 
 
 _register_defaults()

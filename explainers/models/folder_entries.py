@@ -27,6 +27,7 @@ def folder_entry_spec(folder: Path, entry: dict, label: str) -> ModelSpec:
     from .huggingface import huggingface_spec
     from .manifest import _head, _preprocessing
     from .timm_folders import cached_timm_folder, timm_folder_spec
+    from .contained import contained_file, contained_folder
     from .user import read_labels
 
     unknown = sorted(set(entry) - set(_FOLDER_FIELDS))
@@ -37,11 +38,10 @@ def folder_entry_spec(folder: Path, entry: dict, label: str) -> ModelSpec:
             raise ModelError(f"Model {label}: the field {key!r} must be a non-empty string.")
     try:
         path = (cached_timm_folder(entry["architecture"].removeprefix("timm/")) if entry["weights"] == HF_CACHE
-                else folder / entry["weights"])
+                else contained_folder(folder, entry["weights"]))
+        labels_file = contained_file(folder, entry["labels"], "labels") if "labels" in entry else None
     except ModelError as exc:
         raise ModelError(f"Model {label}: {exc}") from None
-    if not path.is_dir():
-        raise ModelError(f"Model {label}: the model folder {path} does not exist.")
     common: dict[str, Any] = {
         "display_name": entry.get("display_name"), "description": entry.get("description", ""),
         "target_layer": entry.get("target_layer"),
@@ -50,7 +50,7 @@ def folder_entry_spec(folder: Path, entry: dict, label: str) -> ModelSpec:
         if entry["architecture"] == "huggingface":
             return huggingface_spec(entry["name"], path, head=_head(entry, label) if "head" in entry else None,
                                     **common)
-        labels = read_labels(folder / entry["labels"]) if "labels" in entry else None
+        labels = read_labels(labels_file) if labels_file is not None else None
         return timm_folder_spec(entry["name"], path, labels=labels, head=_head(entry, label), **common)
     except ModelError as exc:
         message = str(exc)

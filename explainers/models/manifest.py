@@ -1,6 +1,7 @@
 """A deployment's own models, listed in ``models.toml`` in a models directory.
 
-Example ``models.toml`` (paths are relative to the manifest's folder)::
+Example ``models.toml`` (paths are relative to the manifest's folder and must stay inside it, or
+in a folder listed in ``CAMSCOPE_WEIGHTS_DIRS``; see ``contained.py``)::
 
     [[model]]
     name = "chest_xray_resnet18"
@@ -25,11 +26,14 @@ Example ``models.toml`` (paths are relative to the manifest's folder)::
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
 from ..errors import ModelError
+from .contained import contained_file
 from .spec import ModelSpec, Preprocessing
 from .user import read_labels, resolve_architecture, user_model_spec
 
@@ -38,14 +42,26 @@ _REQUIRED = ("name", "architecture", "weights", "labels")
 _OPTIONAL = ("num_classes", "target_layer", "display_name", "description", "preprocessing", "head")
 _PREPROCESSING_FIELDS = ("input_size", "mean", "std", "interpolation")
 _INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+INPUT_SIZE_RANGE = (16, 4096)  # pixels per side; beyond this a single input tensor alone can exhaust memory
 
 
-def read_manifest(folder: Union[str, Path]) -> list[ModelSpec]:
-    """Parse ``<folder>/models.toml`` into model specs (nothing is registered or loaded).
+@dataclass
+class ManifestReading:
+    """What a manifest gave: the specs of its valid entries and one sentence per broken entry."""
+
+    specs: list[ModelSpec] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def read_manifest_entries(folder: Union[str, Path]) -> ManifestReading:
+    """Parse ``<folder>/models.toml``; each entry stands alone (nothing is registered or loaded).
+
+    A broken entry (missing file, unknown architecture, bad field, a name used twice) is left out
+    with its own sentence in ``problems``; the other entries are still read.
 
     Raises:
-        ModelError: naming the model and the field for a missing file, an unknown
-            architecture, a missing or malformed field, or a duplicate name.
+        ModelError: only when the manifest itself cannot be used (unreadable, not UTF-8, not TOML,
+            no [[model]] tables).
     """
     folder = Path(folder)
     path = folder / MANIFEST_NAME
@@ -53,38 +69,63 @@ def read_manifest(folder: Union[str, Path]) -> list[ModelSpec]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ModelError(f"The models manifest {path} cannot be read ({exc.strerror or exc}).") from None
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"The models manifest {path} is not UTF-8 text (byte {exc.start}); "
+                         "save it as UTF-8.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ModelError(f"The models manifest {path} is not valid TOML ({exc}).") from None
     entries = data.get("model", [])
     if not isinstance(entries, list) or not entries:
         raise ModelError(f"The models manifest {path} lists no models: add [[model]] tables.")
-    specs: list[ModelSpec] = []
+    reading = ManifestReading()
     for position, entry in enumerate(entries, start=1):
-        spec = _entry_spec(folder, entry, position)
-        if any(s.name == spec.name for s in specs):
-            raise ModelError(f"The models manifest {path} names two models {spec.name!r}.")
-        specs.append(spec)
-    return specs
+        try:
+            spec = _entry_spec(folder, entry, position)
+        except ModelError as exc:
+            reading.problems.append(f"{path}: {exc}")
+            continue
+        if any(s.name == spec.name for s in reading.specs):
+            reading.problems.append(f"{path}: model #{position} is named {spec.name!r} like an earlier entry; "
+                                    "choose another name.")
+            continue
+        reading.specs.append(spec)
+    return reading
 
 
-def register_manifest(folder: Union[str, Path]) -> list[ModelSpec]:
-    """Read ``<folder>/models.toml`` and register every model in it as source "user".
+def read_manifest(folder: Union[str, Path]) -> list[ModelSpec]:
+    """Parse ``<folder>/models.toml`` into model specs, refusing the manifest at its first broken entry.
 
-    All entries are checked before any is registered, so a bad manifest registers nothing.
+    Raises:
+        ModelError: naming the model and the field for a missing file, an unknown
+            architecture, a missing or malformed field, or a duplicate name.
+    """
+    reading = read_manifest_entries(folder)
+    if reading.problems:
+        raise ModelError(reading.problems[0])
+    return reading.specs
 
-    Returns:
-        The registered specs, in manifest order.
+
+def register_manifest(folder: Union[str, Path]) -> ManifestReading:
+    """Register every valid model of ``<folder>/models.toml`` as source "user".
+
+    One broken entry does not hide the others: it is listed in the returned ``problems``
+    (as is an entry whose name is already registered) and the valid entries are registered.
+
+    Raises:
+        ModelError: the manifest itself cannot be used (see ``read_manifest_entries``).
     """
     from . import MODELS, register_model  # here, not at the top: the package imports this module
 
-    specs = read_manifest(folder)
-    for spec in specs:
+    reading = read_manifest_entries(folder)
+    registered = []
+    for spec in reading.specs:
         if spec.name in MODELS:
-            raise ModelError(f"Model {spec.name!r} in {Path(folder) / MANIFEST_NAME} has the name of a model "
-                             "that is already registered; choose another name.")
-    for spec in specs:
-        register_model(spec)
-    return specs
+            reading.problems.append(f"{Path(folder) / MANIFEST_NAME}: model {spec.name!r} has the name of a model "
+                                    "that is already registered; choose another name.")
+            continue
+        registered.append(register_model(spec))
+    reading.specs = registered
+    return reading
 
 
 def _entry_spec(folder: Path, entry: Any, position: int) -> ModelSpec:
@@ -110,13 +151,17 @@ def _entry_spec(folder: Path, entry: Any, position: int) -> ModelSpec:
         resolve_architecture(entry["architecture"])
     except ModelError as exc:
         raise ModelError(f"Model {label}: the field 'architecture': {exc}") from None
-    weights, labels = folder / entry["weights"], folder / entry["labels"]
-    for key, file in (("weights", weights), ("labels", labels)):
-        if not file.is_file():
-            raise ModelError(f"Model {label}: the {key} file {file} does not exist.")
+    try:
+        weights = contained_file(folder, entry["weights"], "weights")
+        labels = contained_file(folder, entry["labels"], "labels")
+    except ModelError as exc:
+        raise ModelError(f"Model {label}: {exc}") from None
     num_classes = entry.get("num_classes")
     if num_classes is None:
-        num_classes = len(read_labels(labels))
+        try:
+            num_classes = len(read_labels(labels))
+        except ModelError as exc:
+            raise ModelError(f"Model {label}: {exc}") from None
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise ModelError(f"Model {label}: the field 'num_classes' must be a positive whole number.")
     head = _head(entry, label)
@@ -160,13 +205,19 @@ def _preprocessing(table: Any, label: str) -> Preprocessing:
     size = table.get("input_size", list(default.input_size))
     if isinstance(size, int):
         size = [size, size]
-    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size)):
-        raise ModelError(f"Model {label}: 'preprocessing.input_size' must be [height, width] in pixels.")
+    low, high = INPUT_SIZE_RANGE
+    if not (isinstance(size, list) and len(size) == 2
+            and all(isinstance(s, int) and not isinstance(s, bool) and low <= s <= high for s in size)):
+        raise ModelError(f"Model {label}: 'preprocessing.input_size' must be [height, width] in pixels, "
+                         f"each from {low} to {high}.")
     values = {}
     for key in ("mean", "std"):
         value = table.get(key, list(getattr(default, key)))
-        if not (isinstance(value, list) and len(value) == 3 and all(isinstance(v, (int, float)) for v in value)):
+        if not (isinstance(value, list) and len(value) == 3
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
             raise ModelError(f"Model {label}: 'preprocessing.{key}' must be three numbers (R, G, B).")
+        if not all(math.isfinite(v) for v in value):
+            raise ModelError(f"Model {label}: 'preprocessing.{key}' must be finite numbers, not {value}.")
         values[key] = tuple(float(v) for v in value)
     if any(v <= 0 for v in values["std"]):
         raise ModelError(f"Model {label}: 'preprocessing.std' must be positive.")

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from ..fit import Placement, check_fit, placement
+from ..errors import OutOfMemory
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -63,10 +64,19 @@ class Preprocessing:
         return scaled.crop((left, top, left + w, top + h))
 
     def to_tensor(self, image: Image.Image) -> torch.Tensor:
-        """(1, 3, H, W) float32 tensor on the CPU."""
-        array = np.asarray(self.resize(image), dtype=np.float32) / 255.0  # (H, W, 3)
-        array = (array - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return torch.from_numpy(array.transpose(2, 0, 1).copy()).unsqueeze(0)
+        """(1, 3, H, W) float32 tensor on the CPU.
+
+        Raises:
+            OutOfMemory: the input does not fit in memory (a sentence, not a MemoryError).
+        """
+        try:
+            array = np.asarray(self.resize(image), dtype=np.float32) / 255.0  # (H, W, 3)
+            array = (array - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+            return torch.from_numpy(array.transpose(2, 0, 1).copy()).unsqueeze(0)
+        except MemoryError:
+            h, w = self.input_size
+            raise OutOfMemory(f"The computer ran out of memory preparing the model's {h} x {w} input; "
+                              "nothing else was affected.") from None
 
     def as_dict(self) -> dict:
         crop = {"squash": "none (whole image resized, aspect ratio not kept)",
@@ -112,6 +122,7 @@ class LoadedModel:
     weights_sha256: Optional[str] = None  # of the weights file, when there is one
     random_weights: bool = False
     extra: dict = field(default_factory=dict)
+    weights_notes: list[str] = field(default_factory=list)  # e.g. fp16/int8 tensors cast on load
 
     @property
     def name(self) -> str:

@@ -18,6 +18,7 @@ import torch
 from ..errors import ModelError, UnsafeCheckpointError
 from .checkpoint_guard import check_torch_file
 from .spec import ModelSpec, Preprocessing
+from .weights_check import note_casts, refuse_non_finite
 from .zoo import zoo_entry
 
 LabelsArg = Union[Sequence[str], str, Path]
@@ -166,7 +167,8 @@ def read_labels(labels: LabelsArg, num_classes: Optional[int] = None) -> list[st
     """Class names from a list, a text file (one per line) or a JSON file (a list, or {index: name}).
 
     Raises:
-        ModelError: unreadable file, or a count different from ``num_classes`` (when given).
+        ModelError: unreadable file, JSON indices with gaps, a name given twice, or a count
+            different from ``num_classes`` (when given).
     """
     if isinstance(labels, (str, Path)):
         path = Path(labels)
@@ -174,21 +176,48 @@ def read_labels(labels: LabelsArg, num_classes: Optional[int] = None) -> list[st
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ModelError(f"The labels file {path} cannot be read ({exc}).") from None
+        source = f"The labels file {path.name}"
         if path.suffix.lower() == ".json":
-            try:
-                data = json.loads(text)
-                names = ([str(x) for x in data] if isinstance(data, list)
-                         else [str(data[k]) for k in sorted(data, key=int)])
-            except (ValueError, TypeError, AttributeError) as exc:
-                raise ModelError(f"The labels file {path} must hold a JSON list of names ({exc}).") from None
+            names = _json_labels(text, source)
         else:
             names = [line.strip() for line in text.splitlines() if line.strip()]
-        source = f"The labels file {path.name}"
     else:
         names, source = [str(x) for x in labels], "The labels"
+    first: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name in first:
+            raise ModelError(f"{source} names class {first[name]} and class {index} both {name!r}: class names "
+                             "must be unique (rename one, e.g. with a suffix).")
+        first[name] = index
     if num_classes is not None and len(names) != num_classes:
         raise ModelError(f"{source} lists {len(names)} class names but the model has {num_classes} classes.")
     return names
+
+
+def _json_labels(text: str, source: str) -> list[str]:
+    """A JSON list of names, or {index: name} whose indices are exactly 0..n-1 (never renumbered)."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ModelError(f"{source} must hold a JSON list of names ({exc}).") from None
+    if isinstance(data, list):
+        return [str(x) for x in data]
+    if not isinstance(data, dict):
+        raise ModelError(f"{source} must hold a JSON list of names, or an object {{index: name}}.")
+    by_index: dict[int, str] = {}
+    for key, name in data.items():
+        try:
+            index = int(key)
+        except ValueError:
+            raise ModelError(f"{source}: the key {key!r} is not a class index (0, 1, 2, ...).") from None
+        if index in by_index:
+            raise ModelError(f"{source} gives class {index} twice (keys written differently).")
+        by_index[index] = str(name)
+    missing = sorted(set(range(len(by_index))) - set(by_index))
+    if missing:
+        raise ModelError(f"{source} has no name for class {missing[0]}: indices must run from 0 to "
+                         f"{len(by_index) - 1} without gaps (found {min(by_index)} to {max(by_index)}).")
+    return [by_index[i] for i in range(len(by_index))]
 
 
 def load_checkpoint(path: Union[str, Path], architecture: str, num_classes: int,
@@ -206,13 +235,18 @@ def load_checkpoint(path: Union[str, Path], architecture: str, num_classes: int,
 
     Raises:
         UnsafeCheckpointError: pickled whole models and TorchScript (they would run code).
-        ModelError: missing file, unknown architecture, or a state_dict that does not fit.
+        ModelError: missing file, unknown architecture, a state_dict that does not fit, or NaN or
+            infinite weights. Tensors stored in another dtype (fp16, int8) are cast, with a
+            ``WeightsWarning`` (collected by ``load_model`` into ``LoadedModel.weights_notes``).
     """
     if labels is not None:
         read_labels(labels, num_classes)
     state = read_state_dict(path)
     model = build_architecture(architecture, num_classes)
-    model.load_state_dict(check_state_dict(state, model, f"{architecture} with {num_classes} classes"))
+    state = check_state_dict(state, model, f"{architecture} with {num_classes} classes")
+    refuse_non_finite(state, Path(path).name)
+    note_casts(state, model, Path(path).name)
+    model.load_state_dict(state)
     return model
 
 
