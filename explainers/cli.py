@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_explain(args: argparse.Namespace) -> int:
     from .file_names import input_label_of_path
+    from .image_limits import load_notes
     from .io import image_sha256, load_image
     from .render import colorize, overlay, to_png_bytes
 
@@ -180,6 +181,7 @@ def run_explain(args: argparse.Namespace) -> int:
             "method_options": options_summary(options),
             "preprocessing": model.preprocessing.as_dict(), "device": str(model.device),
             "head": model.head, "probabilities": probability_caption(model.head),
+            "image_notes": load_notes(image),  # what reading the image changed (NaN pixels, a fallback window...)
         },
         "versions": package_versions(),
         "timings": {**timings, "engine": dict(result.timings)},

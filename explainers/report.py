@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from .heads import probability_caption
+from .image_limits import load_notes
 from .io import image_sha256
 from .models.spec import LoadedModel
 from .render import overlay, scale_to_range, to_png_bytes
@@ -98,6 +99,9 @@ def build_report(model: LoadedModel, image: Image.Image, results: Sequence[CamRe
 
     rendering = {"colormap": colormap, "opacity": opacity, "shared_scale": bool(shared_scale)}
     settings = report_settings(model, results, package_versions(), rendering)
+    notes = load_notes(image)  # what reading the image changed, said wherever its maps are shown
+    if notes:
+        settings["image_notes"] = notes
     pixels = image_sha256(image)
     input_sha = hashlib.sha256((pixels + json.dumps(settings, sort_keys=True)).encode()).hexdigest()
     hashes = {map_key(r): map_sha256(r) for r in results}

@@ -11,7 +11,7 @@ import json
 import platform
 import zipfile
 from importlib import metadata
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -37,16 +37,18 @@ def versions() -> dict[str, str]:
 
 
 def settings(model: LoadedModel, image_name: str, image_sha: str, image_size: tuple[int, int], layer: str,
-             results: list[CamResult], rendering: dict, full_size: bool = False) -> dict:
+             results: list[CamResult], rendering: dict, full_size: bool = False, notes: Sequence[str] = ()) -> dict:
     """Everything needed to reproduce the page: model, weights, layer, class, methods, preprocessing,
-    and what the downloads hold (sizes written, whether they were capped)."""
+    what the downloads hold (sizes written, whether they were capped), and what reading the image
+    changed (``notes``: e.g. NaN pixels made black, a window that fell back to the data's range)."""
     first = results[0] if results else None
     width, height = written_size(image_size, full_size)
     return {
         "model": {"name": model.name, "display_name": model.spec.display_name,
                   "architecture": model.spec.architecture, "weights_sha256": model.weights_sha256,
                   "random_weights": model.random_weights, "device": str(model.device)},
-        "image": {"name": image_name, "pixels_sha256": image_sha, "width": image_size[0], "height": image_size[1]},
+        "image": {"name": image_name, "pixels_sha256": image_sha, "width": image_size[0], "height": image_size[1],
+                  "notes": list(notes)},
         "layer": layer,
         "class": {"index": first.class_index, "name": first.class_name, "probability": first.probability,
                   "score": first.score} if first else None,

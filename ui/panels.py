@@ -13,6 +13,7 @@ import streamlit as st
 from PIL import Image
 
 from explainers.models.spec import LoadedModel
+from explainers.image_limits import load_notes
 from explainers.render import overlay, to_png_bytes
 from explainers.results import CamResult
 from explainers.strength import GRADIENT_X_ACTIVATION, UNIT_FAMILIES
@@ -132,7 +133,8 @@ def _downloads(model: LoadedModel, image: Image.Image, image_name: str, image_sh
         bar = st.progress(0.0, text="Sizing the original")
         show = lambda done, text: bar.progress(min(max(done, 0.0), 1.0), text=text)  # noqa: E731
         original = export.written_original(image, full_size)
-        settings = export.settings(model, image_name, image_sha, image.size, layer, results, rendering, full_size)
+        settings = export.settings(model, image_name, image_sha, image.size, layer, results, rendering, full_size,
+                                   load_notes(image))
         pictures = overlays(lambda done, text: show(0.5 * done, text))  # half the bar: drawing, half: writing
         data = export.zip_bytes(original, results, pictures, settings,
                                 progress=lambda done, text: show(0.5 + 0.5 * done, text))
