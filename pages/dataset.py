@@ -6,7 +6,8 @@ from explainers.batch import default_batch_size
 from explainers.confusion import confusion_csv, confusion_matrix, per_class_accuracy, predictions_csv
 from explainers.dataset import DatasetLimits
 from explainers.dataset_summary import summarize
-from explainers.multilabel import per_label_metrics, predictions_csv
+from explainers.multilabel import per_label_metrics
+from explainers.multilabel import predictions_csv as label_predictions_csv
 from ui import compare_views as views
 from ui import dataset as ds
 from ui import multilabel as ml
@@ -34,7 +35,7 @@ if model.head == "sigmoid":  # independent labels: per-label precision and recal
     st.dataframe(ml.metrics_table(metrics), hide_index=True, width="stretch", column_config={
         "precision": st.column_config.NumberColumn("precision", format="%.3f"),
         "recall": st.column_config.NumberColumn("recall", format="%.3f")})
-    st.download_button("Predictions (CSV)", predictions_csv(scored.scored, model.categories, threshold),
+    st.download_button("Predictions (CSV)", label_predictions_csv(scored.scored, model.categories, threshold),
                        file_name="predictions.csv", mime="text/csv", on_click="ignore", key="labels_dl_predictions")
     st.subheader("False positives and false negatives")
     ml.errors_gallery(model, dataset, key, scored, threshold, views.method_picker(ml.METHOD))

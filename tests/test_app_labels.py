@@ -71,7 +71,8 @@ def test_multilabel_dataset_page_gives_per_label_metrics_and_error_maps(labelled
     assert_clean(at)
 
     assert not at.get("plotly_chart")  # no confusion matrix for independent labels
-    assert "Confusion matrix (CSV)" not in [b.proto.label for b in at.get("download_button")]
+    downloads = [b.proto.label for b in at.get("download_button")]
+    assert "Predictions (CSV)" in downloads and "Confusion matrix (CSV)" not in downloads
     table = at.dataframe[0].value
     assert list(table["label"]) == ["cat", "dog", "fox"]
     for row, m in zip(table.to_dict("records"), direct):
