@@ -39,7 +39,7 @@ def run_labels(args: argparse.Namespace) -> int:
     from .pipeline import explain
     from .io import load_image
     from .models import load_model
-    from .multilabel import label_errors, per_label_metrics, read_truth, score_images
+    from .multilabel import label_errors, per_label_metrics, predictions_csv, read_truth, score_images
     from .render import overlay, to_png_bytes
 
     if not 0.0 < args.threshold < 1.0:
@@ -58,13 +58,7 @@ def run_labels(args: argparse.Namespace) -> int:
             writer.writerow([m.index, m.name, m.true_positives, m.false_positives, m.false_negatives,
                              m.true_negatives, "" if m.precision is None else f"{m.precision:.6f}",
                              "" if m.recall is None else f"{m.recall:.6f}"])
-    with open(out / "predictions.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image", "true_labels", "predicted_labels", *[f"p_{c}" for c in model.categories]])
-        for s in scored:
-            writer.writerow([s.path, ";".join(model.categories[i] for i in sorted(s.truth)),
-                             ";".join(model.categories[i] for i in sorted(s.predicted(args.threshold))),
-                             *[f"{p:.6f}" for p in s.probabilities]])
+    (out / "predictions.csv").write_text(predictions_csv(scored, model.categories, args.threshold))
     maps = []
     for path, label, kind in label_errors(scored, args.threshold)[:max(args.max_maps, 0)]:
         image = load_image(Path(args.folder) / path)

@@ -91,13 +91,16 @@ class Dataset:
         return sorted({f.folder for f in self.files})
 
 
-def read_dataset(source: DatasetSource, limits: DatasetLimits = DatasetLimits(), name: str = "") -> Dataset:
+def read_dataset(source: DatasetSource, limits: DatasetLimits = DatasetLimits(), name: str = "",
+                 flat: bool = False) -> Dataset:
     """Read a folder or a zip in ImageFolder layout into memory.
 
     Args:
         source: a folder path, a ``.zip`` path, the zip's bytes, or a binary file object.
         limits: most files and most uncompressed bytes; over either, the set is refused.
         name: a name to show (default: the folder or file name).
+        flat: files need no class folder (a multi-label set whose labels come from a CSV); a file's
+            ``folder`` is its first folder, or "" at the top.
 
     Returns:
         A Dataset; files outside any class folder and symbolic links in a folder are in ``skipped``.
@@ -108,17 +111,17 @@ def read_dataset(source: DatasetSource, limits: DatasetLimits = DatasetLimits(),
     if isinstance(source, (str, Path)):
         path = Path(source)
         if path.is_dir():
-            return _from_folder(path, limits, name or path.name)
+            return _from_folder(path, limits, name or path.name, flat)
         if not path.is_file():
             raise DatasetError(f"There is no folder or zip file at {str(path)!r}.")
         with open(path, "rb") as handle:
-            return _from_zip(handle, limits, name or path.name)
+            return _from_zip(handle, limits, name or path.name, flat)
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _from_zip(io.BytesIO(bytes(source)), limits, name or "upload.zip")
+        return _from_zip(io.BytesIO(bytes(source)), limits, name or "upload.zip", flat)
     if hasattr(source, "read"):
         if hasattr(source, "seek"):
             source.seek(0)
-        return _from_zip(source, limits, name or getattr(source, "name", "upload.zip"))
+        return _from_zip(source, limits, name or getattr(source, "name", "upload.zip"), flat)
     raise DatasetError(f"Cannot read a dataset from a {type(source).__name__}; give a folder, a zip file or its bytes.")
 
 
@@ -151,7 +154,7 @@ def _safe_parts(name: str) -> tuple[str, ...]:
     return parts
 
 
-def _from_zip(handle: BinaryIO, limits: DatasetLimits, name: str) -> Dataset:
+def _from_zip(handle: BinaryIO, limits: DatasetLimits, name: str, flat: bool = False) -> Dataset:
     try:
         archive = zipfile.ZipFile(handle)
     except UnicodeDecodeError:
@@ -185,7 +188,7 @@ def _from_zip(handle: BinaryIO, limits: DatasetLimits, name: str) -> Dataset:
                 skipped.append(Skip("/".join(parts), f"The file cannot be read: {reason}."))
                 continue
             entries.append((parts, data))
-    return _layout(entries, skipped, name)
+    return _flat_layout(entries, skipped, name) if flat else _layout(entries, skipped, name)
 
 
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, chunk: int = 1 << 20) -> bytes:
@@ -213,7 +216,7 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, chunk: int = 1
     return b"".join(parts)
 
 
-def _from_folder(root: Path, limits: DatasetLimits, name: str) -> Dataset:
+def _from_folder(root: Path, limits: DatasetLimits, name: str, flat: bool = False) -> Dataset:
     root = root.resolve()
     found: list[tuple[tuple[str, ...], Path]] = []
     skipped: list[Skip] = []
@@ -244,7 +247,7 @@ def _from_folder(root: Path, limits: DatasetLimits, name: str) -> Dataset:
             entries.append((parts, path.read_bytes()))
         except OSError:
             skipped.append(Skip("/".join(parts), "The file cannot be read (permission or disk error)."))
-    return _layout(entries, skipped, name)
+    return _flat_layout(entries, skipped, name) if flat else _layout(entries, skipped, name)
 
 
 def _layout(entries: list[tuple[tuple[str, ...], bytes]], skipped: list[Skip], name: str) -> Dataset:
@@ -267,4 +270,17 @@ def _layout(entries: list[tuple[tuple[str, ...], bytes]], skipped: list[Skip], n
     if not files:
         raise DatasetError(f"{name} has no class folders: put each image in a folder named after its class.")
     files.sort(key=lambda f: (f.folder, f.path))
+    return Dataset(name=name, files=files, skipped=skipped)
+
+
+def _flat_layout(entries: list[tuple[tuple[str, ...], bytes]], skipped: list[Skip], name: str) -> Dataset:
+    """Every file kept, its path relative to the folder shared by all files (e.g. "set/a.png" -> "a.png")."""
+    if not entries:
+        return _layout(entries, skipped, name)  # its sentences for an empty or unreadable set
+    depth = 0
+    while all(len(p) > depth + 1 for p, _ in entries) and len({p[depth] for p, _ in entries}) == 1:
+        depth += 1
+    files = [DatasetFile(str(PurePosixPath(*p[depth:])), p[depth] if len(p) > depth + 1 else "", data)
+             for p, data in entries]
+    files.sort(key=lambda f: f.path)
     return Dataset(name=name, files=files, skipped=skipped)

@@ -7,13 +7,15 @@ True labels come from a CSV with the columns ``image`` (a path relative to the i
 from __future__ import annotations
 
 import csv
+import io
 import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Optional, Sequence, Union
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
+from PIL import Image
 
 from .errors import ExplainerError
 from .heads import probabilities
@@ -58,40 +60,89 @@ def read_truth(path: Union[str, Path], categories: Sequence[str]) -> dict[str, f
     """{image path: true label indices} from a CSV with columns image, labels."""
     path = Path(path)
     try:
-        rows = list(csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines()))
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise LabelsError(f"The labels CSV {path} cannot be read ({exc}).") from None
+    return parse_truth(text, categories, str(path))
+
+
+def parse_truth(text: Union[str, bytes], categories: Sequence[str], name: str = "labels.csv"
+                ) -> dict[str, frozenset[int]]:
+    """``read_truth`` for a CSV already in memory (an upload); ``name`` is used in the messages."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise LabelsError(f"The labels CSV {name} is not UTF-8 text.") from None
+    rows = list(csv.DictReader(text.splitlines()))
     if not rows or not {"image", "labels"} <= set(rows[0]):
-        raise LabelsError(f"The labels CSV {path} needs the columns image and labels (one row per image).")
-    by_name = {name: i for i, name in enumerate(categories)}
+        raise LabelsError(f"The labels CSV {name} needs the columns image and labels (one row per image).")
+    by_name = {label: i for i, label in enumerate(categories)}
     truth: dict[str, frozenset[int]] = {}
     for line, row in enumerate(rows, start=2):
         found = set()
         for item in (s.strip() for s in re.split(r"[;|]", row["labels"] or "") if s.strip()):
             index = by_name.get(item, int(item) if item.isdigit() else None)
             if index is None or not 0 <= index < len(categories):
-                raise LabelsError(f"{path.name} line {line}: unknown label {item!r}; the model's labels are "
+                raise LabelsError(f"{Path(name).name} line {line}: unknown label {item!r}; the model's labels are "
                                   f"{', '.join(categories[:10])}{'...' if len(categories) > 10 else ''}.")
             found.add(index)
-        truth[row["image"].strip()] = frozenset(found)
+        truth[(row["image"] or "").strip()] = frozenset(found)
     return truth
+
+
+def match_files(truth: Mapping[str, frozenset[int]], paths: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """({CSV image: file path}, CSV images with no file). A CSV path matches a file's path exactly, else
+    by its file name when exactly one file has that name (a CSV written beside a zipped folder)."""
+    paths = list(paths)
+    exact = set(paths)
+    by_base: dict[str, list[str]] = {}
+    for p in paths:
+        by_base.setdefault(PurePosixPath(p).name, []).append(p)
+    matched, missing = {}, []
+    for image in truth:
+        path = image.replace("\\", "/").removeprefix("./")
+        candidates = [path] if path in exact else by_base.get(PurePosixPath(path).name, [])
+        if len(candidates) == 1:
+            matched[image] = candidates[0]
+        else:
+            missing.append(image)
+    return matched, missing
 
 
 def score_images(model: LoadedModel, folder: Union[str, Path], truth: dict[str, frozenset[int]],
                  batch_size: int = 8) -> list[ScoredImage]:
     """Every image of ``truth`` through the model, in batches; probabilities as the head defines them."""
-    from .clones import borrowed_clone
     from .io import load_image
 
     folder = Path(folder)
-    names = list(truth)
+    return score_loaded(model, ((n, load_image(folder / n)) for n in truth), truth, batch_size)
+
+
+def score_loaded(model: LoadedModel, images: Iterable[tuple[str, Image.Image]], truth: Mapping[str, frozenset[int]],
+                 batch_size: int = 8, progress: Optional[Callable[[int], None]] = None) -> list[ScoredImage]:
+    """``score_images`` for (CSV image, decoded image) pairs, e.g. from a zip read in memory; taken lazily,
+    one batch at a time. ``progress`` is called with the number of images scored so far."""
+    from .clones import borrowed_clone
+
     out: list[ScoredImage] = []
+    pending: list[tuple[str, Image.Image]] = []
+
+    def flush(clone: torch.nn.Module) -> None:
+        batch = torch.cat([model.preprocessing.to_tensor(image) for _, image in pending])
+        probs = probabilities(clone(batch.to(model.device)), model.head).cpu().numpy()  # (B, K)
+        out.extend(ScoredImage(n, truth[n], p) for (n, _), p in zip(pending, probs))
+        pending.clear()
+        if progress is not None:
+            progress(len(out))
+
     with borrowed_clone(model.module) as clone, torch.inference_mode():
-        for start in range(0, len(names), batch_size):
-            chunk = names[start:start + batch_size]
-            batch = torch.cat([model.preprocessing.to_tensor(load_image(folder / n)) for n in chunk])
-            probs = probabilities(clone(batch.to(model.device)), model.head).cpu().numpy()  # (B, K)
-            out.extend(ScoredImage(n, truth[n], p) for n, p in zip(chunk, probs))
+        for item in images:
+            pending.append(item)
+            if len(pending) == batch_size:
+                flush(clone)
+        if pending:
+            flush(clone)
     return out
 
 
@@ -115,3 +166,15 @@ def label_errors(scored: Sequence[ScoredImage], threshold: float) -> list[tuple[
         out += [(image.path, k, "false positive") for k in sorted(predicted - image.truth)]
         out += [(image.path, k, "false negative") for k in sorted(image.truth - predicted)]
     return out
+
+
+def predictions_csv(scored: Sequence[ScoredImage], categories: Sequence[str], threshold: float) -> str:
+    """One line per image: true and predicted labels (``;``-separated) and every label's probability."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["image", "true_labels", "predicted_labels", *[f"p_{c}" for c in categories]])
+    for s in scored:
+        writer.writerow([s.path, ";".join(categories[i] for i in sorted(s.truth)),
+                         ";".join(categories[i] for i in sorted(s.predicted(threshold))),
+                         *[f"{p:.6f}" for p in s.probabilities]])
+    return buffer.getvalue()

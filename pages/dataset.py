@@ -1,17 +1,45 @@
-"""Dataset confusion: predict a labelled set, see its confusion matrix, open a cell's images with their maps."""
+"""Dataset confusion: predict a labelled set, see its confusion matrix, open a cell's images with their maps.
+A multi-label (sigmoid) model gets per-label precision and recall instead, with its false positives and negatives."""
 import streamlit as st
 
 from explainers.batch import default_batch_size
 from explainers.confusion import confusion_csv, confusion_matrix, per_class_accuracy, predictions_csv
 from explainers.dataset import DatasetLimits
 from explainers.dataset_summary import summarize
+from explainers.multilabel import per_label_metrics
+from explainers.multilabel import predictions_csv as label_predictions_csv
 from ui import compare_views as views
 from ui import dataset as ds
+from ui import multilabel as ml
 from ui import report, state
 
 st.title("Dataset confusion")
 report.offer_compare_maps(state.selection())
 model = state.require_model().model
+if model.head == "sigmoid":  # independent labels: per-label precision and recall, not a confusion matrix
+    st.caption(f"{model.spec.display_name} scores each label on its own (sigmoid), so the set is measured per "
+               "label at a threshold you set; true labels come from a CSV.")
+    dataset, key = ds.source_picker(flat=True)
+    truth, truth_sha = ml.truth_picker(model)
+    if dataset is None or truth is None:
+        st.info("Upload a zip of images and a CSV with the columns image (the path inside the zip) and labels "
+                "(label names separated by ';', empty for none).")
+        st.stop()
+    batch_size = st.number_input("Batch size (images per forward pass)", 1, 256, default_batch_size(model),
+                                 key=ds.BATCH)
+    with st.spinner("Scoring the images…"):
+        scored = ml.scored_set(model, dataset, key, truth, truth_sha, batch_size)
+    ml.coverage(scored)
+    threshold = st.slider("Threshold (a label is predicted at or above)", 0.01, 0.99, 0.5, 0.01, key=ml.THRESHOLD)
+    metrics = per_label_metrics(scored.scored, model.categories, threshold)
+    st.dataframe(ml.metrics_table(metrics), hide_index=True, width="stretch", column_config={
+        "precision": st.column_config.NumberColumn("precision", format="%.3f"),
+        "recall": st.column_config.NumberColumn("recall", format="%.3f")})
+    st.download_button("Predictions (CSV)", label_predictions_csv(scored.scored, model.categories, threshold),
+                       file_name="predictions.csv", mime="text/csv", on_click="ignore", key="labels_dl_predictions")
+    st.subheader("False positives and false negatives")
+    ml.errors_gallery(model, dataset, key, scored, threshold, views.method_picker(ml.METHOD))
+    st.stop()
 dataset, key = ds.source_picker()
 if dataset is None:
     limits = DatasetLimits.from_env()

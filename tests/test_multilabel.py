@@ -77,3 +77,35 @@ def test_an_unknown_label_is_a_sentence(setup, tmp_path):
     (tmp_path / "t.csv").write_text("image,labels\na.png,cat;wolf\n")
     with pytest.raises(LabelsError, match="line 2: unknown label 'wolf'"):
         read_truth(tmp_path / "t.csv", model.categories)
+
+
+def test_a_set_in_memory_scores_like_the_folder(setup):
+    """A flat zip read in memory (no class folders) and an uploaded CSV give the folder's numbers."""
+    import io
+    import zipfile
+
+    from explainers.dataset import read_dataset
+    from explainers.io import load_image
+    from explainers.multilabel import match_files, parse_truth, predictions_csv, score_loaded
+
+    model, images, truth_csv = setup
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in TRUTH:
+            archive.write(images / name, f"xray/{name}")
+    dataset = read_dataset(buffer.getvalue(), flat=True)
+    assert [f.path for f in dataset.files] == sorted(TRUTH) and {f.folder for f in dataset.files} == {""}
+    truth = parse_truth(truth_csv.read_bytes(), model.categories)
+    assert truth == read_truth(truth_csv, model.categories)
+    truth = {"sub/" + k if k == "a.png" else k: v for k, v in truth.items()} | {"gone.png": frozenset()}
+    matched, missing = match_files(truth, [f.path for f in dataset.files])
+    assert matched["sub/a.png"] == "a.png" and missing == ["gone.png"]  # by file name when the path differs
+    data = {f.path: f.data for f in dataset.files}
+    seen = []
+    scored = score_loaded(model, ((k, load_image(data[p])) for k, p in matched.items()), truth, 2, seen.append)
+    assert seen == [2, 4, 5]
+    folder = score_images(model, images, read_truth(truth_csv, model.categories))
+    for got, want in zip(scored, folder):
+        np.testing.assert_allclose(got.probabilities, want.probabilities, atol=1e-6)
+    lines = predictions_csv(scored, model.categories, 0.5).splitlines()
+    assert lines[0] == "image,true_labels,predicted_labels,p_cat,p_dog,p_fox" and lines[1].startswith("sub/a.png,cat;dog,")

@@ -55,11 +55,12 @@ def source_key(data: bytes | None = None, path: Path | None = None) -> str:
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)  # shared, read-only; up to the size limit each
-def load_dataset(key: str, _source: object, name: str) -> Dataset:
-    """The set read once per content; a later call with only the key finds it here."""
+def load_dataset(key: str, _source: object, name: str, flat: bool = False) -> Dataset:
+    """The set read once per content; a later call with only the key finds it here.
+    ``flat``: no class folders needed (a multi-label set, labelled by a CSV)."""
     if _source is None:
         raise DatasetError("The dataset is no longer in memory; upload it again.")
-    return read_dataset(_source, DatasetLimits.from_env(), name=name)
+    return read_dataset(_source, DatasetLimits.from_env(), name=name, flat=flat)
 
 
 class _Miss(Exception):
@@ -143,10 +144,11 @@ def cell_maps(model: LoadedModel, key: str, method: str, paths: list[str], class
                       tuple(tuple(c) for c in classes), model, images)
 
 
-def source_picker() -> tuple[Optional[Dataset], str]:
+def source_picker(flat: bool = False) -> tuple[Optional[Dataset], str]:
     """Upload a zip, or pick a set on the server (CAMSCOPE_DATASETS_DIR). Returns (dataset, cache key).
 
-    The last set read is remembered, so coming back from another page shows it again.
+    The last set read is remembered, so coming back from another page shows it again. ``flat``: images
+    in any folders (a multi-label set whose labels come from a CSV), not one folder per class.
     """
     servers = server_datasets()
     source = "Upload a zip"
@@ -157,19 +159,20 @@ def source_picker() -> tuple[Optional[Dataset], str]:
         path = servers[choice]
         key, name, raw = source_key(path=path), choice, path
     else:
-        upload = st.file_uploader("Labelled images as a zip: one folder per class (class_name/image.jpg)",
+        upload = st.file_uploader("Images as a zip (named in the labels CSV)" if flat else
+                                  "Labelled images as a zip: one folder per class (class_name/image.jpg)",
                                   type=["zip"], key=UPLOAD)
         if upload is None:
             remembered = st.session_state.get(CURRENT)
             if remembered and remembered[0].startswith("upload:"):
                 try:
-                    return load_dataset(remembered[0], None, remembered[1]), remembered[0]
+                    return load_dataset(remembered[0], None, remembered[1], flat), remembered[0]
                 except DatasetError:
                     pass  # evicted from memory: ask for the upload again
             return None, ""
         data = upload.getvalue()
         key, name, raw = source_key(data=data), upload.name, data
-    dataset = load_dataset(key, raw, name)
+    dataset = load_dataset(key, raw, name, flat)
     st.session_state[CURRENT] = (key, name)
     return dataset, key
 
