@@ -7,6 +7,7 @@ from ui import sessions, state, widgets
 from ui.errors import shown_as_error
 
 ICON = Path(__file__).resolve().parent / "assets" / "icon.png"  # local: a ":material/..." favicon is fetched
+state.through_the_frame()  # never run in Streamlit's old pages/ mode (see ui.state)
 st.set_page_config(page_title="CAMscope", page_icon=str(ICON), layout="wide")  # from fonts.gstatic.com
 state.init_state()
 sessions.install()  # once per server process: frees the memory of sessions that have left

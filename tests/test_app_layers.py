@@ -64,7 +64,7 @@ def manifest_model(tmp_path):
     shutil.copytree(EXAMPLE, tmp_path / "models")
     torch.manual_seed(3)
     save_file(torchvision.models.resnet18(num_classes=2).state_dict(), tmp_path / "models" / "chest.safetensors")
-    specs = register_manifest(tmp_path / "models")
+    specs = register_manifest(tmp_path / "models").specs
     loaders.model_specs.clear()
     yield specs[0], tmp_path / "models" / "chest.safetensors"
     for spec in specs:

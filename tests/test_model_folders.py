@@ -110,12 +110,15 @@ def test_cli_explains_a_folder_without_a_manifest(folders, tmp_path, offline):
     assert np.load(out / summary["outputs"][0]["map"]).shape == (SIZE, SIZE)
 
 
-def test_manifest_lists_hf_and_timm_folders_without_label_files(folders, tmp_path):
+def test_manifest_lists_hf_and_timm_folders_without_label_files(folders, tmp_path, monkeypatch):
     (tmp_path / "models.toml").write_text(
         '[[model]]\nname = "vit_folder"\narchitecture = "huggingface"\n'
         f'weights = "{folders["vit"]}"\n'
         '[[model]]\nname = "timm_folder"\narchitecture = "timm"\n'
         f'weights = "{folders["timm_vit"]}"\nhead = "sigmoid"\n')
+    with pytest.raises(ModelError, match="outside the models folder"):  # the folders live elsewhere
+        read_manifest(tmp_path)
+    monkeypatch.setenv("CAMSCOPE_WEIGHTS_DIRS", str(folders["vit"].parent))  # ... a folder the deployment allows
     hf, tm = read_manifest(tmp_path)
     assert hf.categories() == ["cat", "dog", "fox"] and hf.architecture == "huggingface/vit"
     assert tm.head == "sigmoid" and tm.architecture == "timm/vit_tiny_patch16_224"
@@ -141,7 +144,7 @@ def test_any_timm_architecture_gets_its_pretrained_cfg_and_a_layer_found_from_th
     (tmp_path / "models.toml").write_text(
         '[[model]]\nname = "vit_sd"\narchitecture = "timm/vit_tiny_patch16_224"\nweights = "w.safetensors"\n'
         'labels = "labels.txt"\n')  # no target_layer, no preprocessing table
-    spec = register_manifest(tmp_path)[0]
+    spec = register_manifest(tmp_path).specs[0]
     try:
         assert spec.preprocessing.mean == (0.5, 0.5, 0.5) and spec.preprocessing.input_size == (224, 224)
         model = load_model("vit_sd", device="cpu")

@@ -89,11 +89,11 @@ def init_state() -> None:
 
 def selection() -> Selection:
     """The current selection (set by the sidebar earlier in this run)."""
-    _through_the_frame()
+    through_the_frame()
     return st.session_state.get(SELECTION) or Selection()
 
 
-def _through_the_frame() -> None:
+def through_the_frame() -> None:
     """Make sure this page runs inside app.py (the sidebar that sets the selection), never alone.
 
     A ``pages/`` folder beside app.py makes Streamlit start in its old multipage mode
@@ -101,7 +101,8 @@ def _through_the_frame() -> None:
     ``st.navigation`` turns it off. In that mode a page requested by URL or by the previous run
     runs ALONE: no sidebar, and the last run's selection left in the session (a new gallery choice
     would be ignored). Here the page turns that mode off, as ``st.navigation`` does, and reruns,
-    so the run goes through app.py.
+    so the run goes through app.py. app.py calls it first, before any widget: a widget drawn in that
+    mode's run would swallow the first click of the first visitor of a fresh server.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
