@@ -55,6 +55,19 @@ def smooth_gradcam_pp(clone: nn.Module, x: torch.Tensor, layers: Sequence[str], 
     return out
 
 
+def _batched_pass(specs: Sequence[MethodSpec], clone: nn.Module, batch: torch.Tensor, layers: Sequence[str],
+                  targets: Sequence[Callable], reshape: Reshape):
+    """One forward of ``batch`` (N copies), then per target one layer-stopped backward: yields
+    (target number, target, {layer: (N, C, h, w) activations}, {layer: (N, C, h, w) gradients} or {})."""
+    need_grads = any(s.uses_gradients for s in specs)
+    capture = forward_capture(clone, batch, layers, need_grads)
+    acts = {n: to_numpy_map(capture.outputs[n], reshape) for n in layers}
+    for t_i, target in enumerate(targets):
+        grads = ({n: to_numpy_map(g, reshape) for n, g in layer_gradients(capture, target, layers).items()}
+                 if need_grads else {})
+        yield t_i, target, acts, grads
+
+
 def aug_smooth_maps(specs: Sequence[MethodSpec], clone: nn.Module, x: torch.Tensor, layers: Sequence[str],
                     targets: Sequence[Callable], reshape: Reshape = None,
                     eigen_smooth: bool = False) -> dict[tuple[str, int, str], np.ndarray]:
@@ -65,18 +78,13 @@ def aug_smooth_maps(specs: Sequence[MethodSpec], clone: nn.Module, x: torch.Tens
     """
     height, width = x.shape[-2:]
     batch = torch.cat([(x.flip(3) if flip else x) * factor for flip, factor in AUGMENTATIONS])  # (6, 3, H, W)
-    need_grads = any(s.uses_gradients for s in specs)
-    capture = forward_capture(clone, batch, layers, need_grads)
-    acts = {n: to_numpy_map(capture.outputs[n], reshape) for n in layers}
     out = {}
-    for t_i, target in enumerate(targets):
-        grads = ({n: to_numpy_map(g, reshape) for n, g in layer_gradients(capture, target, layers).items()}
-                 if need_grads else {})
+    for t_i, target, acts, grads in _batched_pass(specs, clone, batch, layers, targets, reshape):
         for spec in specs:
             for n in layers:
                 cams = []
                 for i, (flip, _factor) in enumerate(AUGMENTATIONS):
-                    g = grads[n][i:i + 1] if need_grads and spec.uses_gradients else None
+                    g = grads[n][i:i + 1] if grads and spec.uses_gradients else None
                     cam = np.maximum(shared_cam(spec.library_class, acts[n][i:i + 1], g, [target],
                                                 eigen_smooth=eigen_smooth), 0)[None]
                     cam = scale_cam_image(np.maximum(scale_cam_image(cam, (width, height)), 0))[0]
@@ -96,17 +104,12 @@ def noise_tunnel_maps(specs: Sequence[MethodSpec], clone: nn.Module, x: torch.Te
         {(method key, target number, layer): (h, w) combined map before ReLU}.
     """
     noisy = x + noise((tunnel.samples, *x.shape[1:])).to(x.device, x.dtype)
-    need_grads = any(s.uses_gradients for s in specs)
-    capture = forward_capture(clone, noisy, layers, need_grads)
-    acts = {n: to_numpy_map(capture.outputs[n], reshape) for n in layers}
     out = {}
-    for t_i, target in enumerate(targets):
-        grads = ({n: to_numpy_map(g, reshape) for n, g in layer_gradients(capture, target, layers).items()}
-                 if need_grads else {})
+    for t_i, target, acts, grads in _batched_pass(specs, clone, noisy, layers, targets, reshape):
         for spec in specs:
             for n in layers:
                 maps = [shared_cam(spec.library_class, acts[n][i:i + 1],
-                                   grads[n][i:i + 1] if need_grads and spec.uses_gradients else None, [target],
+                                   grads[n][i:i + 1] if grads and spec.uses_gradients else None, [target],
                                    eigen_smooth=eigen_smooth) for i in range(tunnel.samples)]
                 out[(spec.key, t_i, n)] = tunnel.combine(torch.from_numpy(np.stack(maps))).numpy()
     return out
