@@ -278,3 +278,19 @@ def test_smooth_gradcampp_of_two_layers_equals_torchcams_multi_layer_call(lite0,
                    options=MethodOptions(noise=noise.replay()))
     for layer, reference in zip(["blocks.5", "bn2"], references):
         assert np.abs(minmax(ours.result("smoothgradcam++", layer=layer).raw) - minmax(reference)).max() <= 1e-4
+
+
+def test_integrated_gradients_through_the_frozen_copy_equals_captum_on_the_embedded_model(lite0, cat_image):
+    # explain() runs IG's steps through a frozen, BatchNorm-folded copy that input gradients flow through:
+    # folding moves activations by float rounding, which can move a few ReLU6 kinks, so a few pixels differ
+    x = lite0.preprocessing.to_tensor(cat_image)
+    expected = captum.IntegratedGradients(lite0.module).attribute(x, target=TABBY, n_steps=8)[0].abs().amax(dim=0)
+    expected = expected.numpy()
+    exact = explain(lite0, cat_image, ["integrated_gradients"], classes=[TABBY],
+                    options=MethodOptions(ig_steps=8, frozen_inference=False)).result("integrated_gradients").raw
+    assert np.abs(exact - expected).max() <= 1e-4 * float(expected.max())  # the eager path: Captum's numbers
+    folded = explain(lite0, cat_image, ["integrated_gradients"], classes=[TABBY],
+                     options=MethodOptions(ig_steps=8)).result("integrated_gradients").raw
+    difference = np.abs(folded - expected)
+    assert difference.max() <= 0.03 * float(expected.max()) and difference.mean() <= 0.003 * float(expected.mean())
+    assert np.corrcoef(folded.ravel(), expected.ravel())[0, 1] > 0.9999

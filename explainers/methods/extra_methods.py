@@ -40,10 +40,11 @@ class JobContext:
     shared_model: Optional[nn.Module] = None  # the model itself: key of its frozen inference copy
     cache: dict = field(default_factory=dict)  # results computed for all layers at once
 
-    def inference_model(self) -> nn.Module:
-        """What the hook-free, gradient-free passes run on: the frozen copy when the options allow it."""
+    def inference_model(self, differentiable: bool = False) -> nn.Module:
+        """What the hook-free passes run on: the frozen copy when the options allow it (``differentiable``:
+        one that input gradients flow through)."""
         if self.options.frozen_inference and self.shared_model is not None:
-            return inference_copy(self.shared_model, self.x)
+            return inference_copy(self.shared_model, self.x, differentiable)
         return self.clone
 
 
@@ -103,7 +104,8 @@ def _smoothgradcampp(ctx: JobContext, layer: str) -> list[np.ndarray]:
 
 
 def _integrated_gradients(ctx: JobContext, _layer: str) -> list[np.ndarray]:
-    attributions = pixel_attribution.integrated_gradients(ctx.clone, ctx.x, ctx.targets, ctx.options.ig_steps,
+    attributions = pixel_attribution.integrated_gradients(ctx.inference_model(differentiable=True), ctx.x,
+                                                          ctx.targets, ctx.options.ig_steps,
                                                           batch_size=max(ctx.batch_size, 1), progress=ctx.progress)
     return [saliency(a[0].permute(1, 2, 0).cpu().numpy()) for a in attributions]
 

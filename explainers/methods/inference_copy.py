@@ -21,28 +21,31 @@ _COPIES: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, nn.Module]]" = weakre
 _LOCK = threading.Lock()
 
 
-def inference_copy(model: nn.Module, example: torch.Tensor) -> nn.Module:
+def inference_copy(model: nn.Module, example: torch.Tensor, differentiable: bool = False) -> nn.Module:
     """The frozen copy of ``model`` for inputs shaped like ``example`` (any batch size); ``model`` itself
     when it cannot be traced or the copy's logits differ from the model's.
 
     Args:
         model: the shared model (never modified: a clone is traced).
         example: (1, 3, H, W) input on the model's device.
+        differentiable: a copy that gradients w.r.t. the input can flow through (BatchNorm folded, but
+            no oneDNN kernels, which have no backward): Integrated Gradients' passes.
     """
-    key = (tuple(example.shape[1:]), str(example.device), example.dtype)
+    key = (tuple(example.shape[1:]), str(example.device), example.dtype, differentiable)
     with _LOCK:
         copies = _COPIES.setdefault(model, {})
         if key not in copies:
-            copies[key] = _freeze(model, example) or model
+            copies[key] = _freeze(model, example, differentiable) or model
         return copies[key]
 
 
-def _freeze(model: nn.Module, example: torch.Tensor) -> nn.Module | None:
+def _freeze(model: nn.Module, example: torch.Tensor, differentiable: bool = False) -> nn.Module | None:
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TorchScript's deprecation and tracer warnings
             traced = torch.jit.trace(shell_clone(model), example, check_trace=False)
-            frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+            frozen = torch.jit.freeze(traced.eval())
+            frozen = frozen if differentiable else torch.jit.optimize_for_inference(frozen)
             expected, got = model(example), frozen(example)
     except Exception:  # an untraceable model (control flow, non-tensor outputs) simply keeps the eager path
         return None
