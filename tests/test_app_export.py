@@ -48,7 +48,8 @@ def test_zip_holds_every_map_and_the_settings(lite0, cat_image, results):
     assert saved["methods"][1]["raw_max"] == pytest.approx(float(results[1].raw.max()))
     assert saved["preprocessing"]["input_size"] == [224, 224]
     assert saved["rendering"] == rendering
-    assert saved["image"] == {"name": "cat.jpg", "pixels_sha256": "abc123", "width": 451, "height": 300}
+    assert saved["image"] == {"name": "cat.jpg", "pixels_sha256": "abc123", "width": 451, "height": 300,
+                              "notes": []}  # what reading it changed: nothing, for a plain JPEG
     assert saved["downloads"]["capped"] is False and saved["downloads"]["written_size"] == [451, 300]
     import torch
 
