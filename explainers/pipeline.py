@@ -199,19 +199,19 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
                                            grads, targets, logits, batch_size, None, options, reshape, model.module)
         for spec in jobs:
             t0 = time.perf_counter()
-            counter, made = tracker.method(spec.display_name), []
-            if spec.kind == "extra":
-                for n in extra_methods.layers_for(spec.key, layer_names):
+            counter, made, shown = tracker.method(spec.display_name), [], _with_options(spec, options)
+            extra = spec.kind == "extra"
+            result_layers = (extra_methods.layers_for(spec.key, layer_names) if extra
+                             else [FULL_MODEL_LAYER] if spec.key == "fullgrad" else layer_names)
+            for n in result_layers:
+                if extra:
                     context.progress = _fraction_counter(counter.call(STEPS))
                     raws = extra_methods.run(spec.key, context, n)
-                    elapsed = (time.perf_counter() - t0) / max(len(raws), 1)
-                    made.extend(make(_with_options(spec, options), n, t, raw, elapsed) for t, raw in zip(targets, raws))
-            else:
-                for n in ([FULL_MODEL_LAYER] if spec.key == "fullgrad" else layer_names):
+                else:
                     raws = _run_job(spec, clone, model, n, x, acts.get(n), targets, grads, logits, batch_size,
                                     counter, options)
-                    elapsed = (time.perf_counter() - t0) / max(len(raws), 1)
-                    made.extend(make(_with_options(spec, options), n, t, raw, elapsed) for t, raw in zip(targets, raws))
+                elapsed = (time.perf_counter() - t0) / max(len(raws), 1)
+                made.extend(make(shown, n, t, raw, elapsed) for t, raw in zip(targets, raws))
             timings[spec.key] = time.perf_counter() - t0
             results.extend(made)
             tracker.finish(spec.display_name)

@@ -147,14 +147,7 @@ def normalize_maps(raws: Sequence[np.ndarray], size: tuple[int, int], shared: bo
     Returns:
         One (height, width) float32 map per input, values in [0, 1] (NaN outside a crop).
     """
-    if preprocessing is not None and preprocessing.fit != "squash":
-        from .fit import raw_on_image
-
-        place = preprocessing.placement(size[1], size[0])
-        maps = [raw_on_image(np.nan_to_num(np.asarray(r, dtype=np.float32)), preprocessing.input_size, place,
-                             size[1], size[0]) for r in raws]
-    else:
-        maps = [upsample(np.nan_to_num(np.asarray(r, dtype=np.float32)), size) for r in raws]
+    maps = [_on_size(r, size, preprocessing) for r in raws]
     if not maps:
         return []
     if shared:
@@ -171,14 +164,19 @@ def scale_to_range(raw: np.ndarray, size: tuple[int, int], low: float, high: flo
     Used for a range shared by maps of the same units (e.g. one method family); values outside clip.
     With a "letterbox" or "crop" ``preprocessing`` the map goes back through its fit (NaN outside a crop).
     """
-    raw = np.nan_to_num(np.asarray(raw, dtype=np.float32))
-    if preprocessing is not None and preprocessing.fit != "squash":
-        from .fit import raw_on_image
+    return np.clip(_scale(_on_size(raw, size, preprocessing), float(low), float(high)), 0.0, 1.0)
 
-        m = raw_on_image(raw, preprocessing.input_size, preprocessing.placement(size[1], size[0]), size[1], size[0])
-    else:
-        m = upsample(raw, size)
-    return np.clip(_scale(m, float(low), float(high)), 0.0, 1.0)
+
+def _on_size(raw: np.ndarray, size: tuple[int, int], preprocessing=None) -> np.ndarray:
+    """A raw map at ``size`` (height, width), unscaled: upsampled, or placed back through a letterbox or
+    crop fit (NaN where the model did not see the image)."""
+    raw = np.nan_to_num(np.asarray(raw, dtype=np.float32))
+    if preprocessing is None or preprocessing.fit == "squash":
+        return upsample(raw, size)
+    from .fit import raw_on_image  # fit imports nothing from here, but stays out of render's import time
+
+    place = preprocessing.placement(size[1], size[0])
+    return raw_on_image(raw, preprocessing.input_size, place, size[1], size[0])
 
 
 def with_colorbar(picture: Image.Image | np.ndarray, colormap: str, low: float, high: float) -> np.ndarray:
