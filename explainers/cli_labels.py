@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -36,19 +35,22 @@ def add_labels(sub: argparse._SubParsersAction) -> None:
 
 def run_labels(args: argparse.Namespace) -> int:
     from .cli import UsageError
-    from .pipeline import explain
+    from .cli_checks import load_model_warning, writable_folder
+    from .cli_dataset import export_stem
     from .io import load_image
-    from .models import load_model
+    from .pipeline import explain
     from .multilabel import label_errors, per_label_metrics, predictions_csv, read_truth, score_images
     from .render import overlay, to_png_bytes
 
     if not 0.0 < args.threshold < 1.0:
         raise UsageError(f"--threshold must be between 0 and 1, not {args.threshold}")
-    model = load_model(args.model, device=args.device)
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, not {args.batch_size}")
+    out = writable_folder(args.out)  # before the slow part
+    model = load_model_warning(args.model, device=args.device)
     truth = read_truth(args.truth, model.categories)
     scored = score_images(model, args.folder, truth, args.batch_size)
     metrics = per_label_metrics(scored, model.categories, args.threshold)
-    out = Path(args.out)
     (out / "maps").mkdir(parents=True, exist_ok=True)
     with open(out / "per_label.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -59,11 +61,11 @@ def run_labels(args: argparse.Namespace) -> int:
                              m.true_negatives, "" if m.precision is None else f"{m.precision:.6f}",
                              "" if m.recall is None else f"{m.recall:.6f}"])
     (out / "predictions.csv").write_text(predictions_csv(scored, model.categories, args.threshold))
-    maps = []
+    maps, used = [], set()
     for path, label, kind in label_errors(scored, args.threshold)[:max(args.max_maps, 0)]:
         image = load_image(Path(args.folder) / path)
         result = explain(model, image, methods=[args.method], classes=[label]).results[0]
-        stem = re.sub(r"[^A-Za-z0-9.+-]+", "-", f"{path}__{'fp' if kind == 'false positive' else 'fn'}-{label}")
+        stem = f"{export_stem(path, used)}__{'fp' if kind == 'false positive' else 'fn'}-{label}"
         np.save(out / "maps" / f"{stem}.npy", result.map.astype(np.float32))
         (out / "maps" / f"{stem}.png").write_bytes(to_png_bytes(overlay(image, result.map)))
         maps.append({"image": path, "label": model.categories[label], "kind": kind, "map": f"maps/{stem}.npy"})

@@ -219,7 +219,7 @@ def _window(pixels: np.ndarray, ds, window: Optional[tuple[float, float]]) -> tu
             notes.append(f"{nans + infs:,} pixel value(s) were NaN or infinite: they are shown black.")
         low, high = sorted((low * slope + intercept, high * slope + intercept))  # the rescale is linear
         span = high - low if high > low else 1.0
-        shown = by_blocks(values, lambda v: (v * slope + intercept - low) / span)
+        shown = by_blocks(values, lambda v: np.where(np.isfinite(v), (v * slope + intercept - low) / span, 0.0))
         return shown, (low + high) / 2, max(high - low, 1.0), notes
     function = str(ds.get("VOILUTFunction", "LINEAR")).strip().upper() or "LINEAR"
     if function not in ("LINEAR", "LINEAR_EXACT", "SIGMOID"):

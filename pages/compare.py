@@ -40,6 +40,6 @@ if not results:
     grid.info("Pick at least one method (slow methods run when you press their button).")
     st.stop()
 with grid:
-    references = strong.top_class_maps(model, image, sha, layer, predictions[0].index, results, slow)
+    references = strong.top_class_maps(model, image, sha, layer, predictions[0].index, results, slow, options)
     panels.compare_panels(model, image, chosen.image_name, sha, layer, list(results.values()), references,
                           predictions[0].name)

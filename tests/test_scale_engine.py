@@ -93,3 +93,17 @@ def test_target_rules_and_refusals(lite0, images):
     explicit = explain_batch(lite0, images[:2], ["gradcam"], targets=[[TABBY, TABBY], [CUP]])
     assert [[r.class_index for r in e.results] for e in explicit] == [[TABBY], [CUP]]
     assert explain_batch(lite0, [Image.new("RGB", (9, 9))], ["gradcam"], targets="true")[0].results == []
+
+
+def test_batch_probabilities_and_labels_follow_the_models_head(tmp_path):
+    from explainers.models import load_model
+    from explainers.pipeline import predict
+    from tests.tiny_folders import save_hf
+
+    model = load_model(str(save_hf(tmp_path / "findings", "vit", problem_type="multi_label_classification")))
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)) for _ in range(2)]
+    for image, batched in zip(images, explain_batch(model, images, ["gradcam"], targets="predicted")):
+        assert batched.head == "sigmoid" and batched.fit == "squash"
+        for p in predict(model, image):  # independent labels: sigmoid(logit) each, never a softmax
+            assert batched.probabilities[p.index] == pytest.approx(1 / (1 + np.exp(-p.score)), abs=1e-5)

@@ -92,11 +92,12 @@ def written_original(image: Image.Image, full_size: bool = False, cap: int = CAP
     return image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
 
 
-def grid_map(result: CamResult, size: tuple[int, int]) -> np.ndarray:
-    """The result's map on a (width, height) grid as float16 in [0, 1]."""
+def grid_map(result: CamResult, size: tuple[int, int], preprocessing=None) -> np.ndarray:
+    """The result's map on a (width, height) grid as float16 in [0, 1] (through the fit of
+    ``preprocessing``, the model's, when given: NaN outside a crop)."""
     if result.map.shape == (size[1], size[0]):
         return result.map.astype(np.float16)
-    return on_grid(result.raw, size[0], size[1]).astype(np.float16)
+    return on_grid(result.raw, size[0], size[1], preprocessing).astype(np.float16)
 
 
 def zip_upper_bound(size: tuple[int, int], results: list[CamResult]) -> int:
@@ -109,7 +110,7 @@ def zip_upper_bound(size: tuple[int, int], results: list[CamResult]) -> int:
 
 
 def zip_bytes(original: Image.Image, results: list[CamResult], overlays: dict[str, np.ndarray], settings_: dict,
-              progress: Optional[Callable[[float, str], None]] = None) -> bytes:
+              progress: Optional[Callable[[float, str], None]] = None, preprocessing=None) -> bytes:
     """A zip with the original, per method its overlay PNG, map .npy (float16) and raw .npy, and settings.json.
 
     Args:
@@ -126,7 +127,7 @@ def zip_bytes(original: Image.Image, results: list[CamResult], overlays: dict[st
                 progress(i / max(1, len(results)), f"Writing {r.method_name} ({i + 1} of {len(results)})")
             stem = file_stem(r)
             archive.writestr(f"{stem}/overlay.png", to_png_bytes(overlays[r.method]))
-            archive.writestr(f"{stem}/map.npy", npy_bytes(grid_map(r, size)))  # (h, w) float16 in [0, 1]
+            archive.writestr(f"{stem}/map.npy", npy_bytes(grid_map(r, size, preprocessing)))  # (h, w) float16 in [0, 1]
             archive.writestr(f"{stem}/raw.npy", npy_bytes(r.raw))  # (h, w) at layer resolution, unnormalized
         archive.writestr("settings.json", json.dumps(settings_, indent=2))
     if progress:

@@ -18,7 +18,7 @@ from explainers.render import overlay, to_png_bytes
 from explainers.results import CamResult
 from explainers.strength import GRADIENT_X_ACTIVATION, UNIT_FAMILIES
 
-from . import export, figures, report, state
+from . import export, figures, loaders, report, state
 from . import strength_panels as strong
 from .errors import shown_as_error
 
@@ -80,7 +80,7 @@ def _panels(model: LoadedModel, image: Image.Image, image_name: str, image_sha: 
                          format_func=lambda k: names.get(k, k))
     if focus in names:
         index = list(names).index(focus)
-        full = strong.scaled_maps(results, (image.height, image.width), shared)[index]
+        full = strong.scaled_map(results, index, (image.height, image.width), shared, model.preprocessing)
         st.plotly_chart(figures.heatmap_figure(image, full, colormap, opacity, names[focus]), width="stretch")
     _downloads(model, image, image_name, image_sha, layer, results, focus if focus in names else results[0].method,
                {"opacity": opacity, "colormap": colormap, "shared_scale": shared})
@@ -98,7 +98,7 @@ def _downloads(model: LoadedModel, image: Image.Image, image_name: str, image_sh
 
     def overlays(step=lambda done, text: None) -> dict[str, np.ndarray]:
         original = export.written_original(image, full_size)
-        maps = strong.scaled_maps(results, (height, width), rendering["shared_scale"])
+        maps = strong.scaled_maps(results, (height, width), rendering["shared_scale"], model.preprocessing)
         drawn = {}
         for i, (r, m) in enumerate(zip(results, maps)):
             step(i / len(results), f"Drawing the {r.method_name} overlay ({i + 1} of {len(results)})")
@@ -107,7 +107,7 @@ def _downloads(model: LoadedModel, image: Image.Image, image_name: str, image_sh
 
     def overlay_png() -> bytes:
         index = [r.method for r in results].index(method)
-        cam = strong.scaled_maps(results, (height, width), rendering["shared_scale"])[index]
+        cam = strong.scaled_map(results, index, (height, width), rendering["shared_scale"], model.preprocessing)
         return to_png_bytes(overlay(export.written_original(image, full_size), cam, rendering["opacity"],
                                     rendering["colormap"]))
 
@@ -119,12 +119,14 @@ def _downloads(model: LoadedModel, image: Image.Image, image_name: str, image_sh
     one.download_button(f"{chosen.method_name} overlay (PNG)", overlay_png, file_name=f"{stem}.png",
                         mime="image/png", on_click="ignore", key="compare_dl_png",
                         help=f"{width} × {height} pixels.")
-    two.download_button(f"{chosen.method_name} map (.npy)", lambda: export.npy_bytes(export.grid_map(chosen, (width, height))),
+    two.download_button(f"{chosen.method_name} map (.npy)", lambda: export.npy_bytes(
+                        export.grid_map(chosen, (width, height), model.preprocessing)),
                         file_name=f"{stem}.npy", mime="application/octet-stream", on_click="ignore",
                         key="compare_dl_npy", help=f"The map on a {width} × {height} grid, float16 in [0, 1].")
     report.button(three, reviewer_report, "compare_dl_report")
 
-    what = (image_sha, model.name, model.weights_sha256, layer, tuple((r.method, r.class_index) for r in results),
+    what = (image_sha, *loaders.cache_key(model), layer,  # the fit and the method options (in names) too
+            tuple((r.method, r.method_name, r.class_index) for r in results),
             tuple(sorted(rendering.items())), full_size)
     bound = export.zip_upper_bound((width, height), results)
     if st.button(f"Build the zip of everything (at most {bound / 1e6:.1f} MB)", key="compare_build_zip",
@@ -137,7 +139,8 @@ def _downloads(model: LoadedModel, image: Image.Image, image_name: str, image_sh
                                    load_notes(image))
         pictures = overlays(lambda done, text: show(0.5 * done, text))  # half the bar: drawing, half: writing
         data = export.zip_bytes(original, results, pictures, settings,
-                                progress=lambda done, text: show(0.5 + 0.5 * done, text))
+                                progress=lambda done, text: show(0.5 + 0.5 * done, text),
+                                preprocessing=model.preprocessing)
         bar.empty()
         st.session_state[ZIP] = (what, data)
     built = st.session_state.get(ZIP)

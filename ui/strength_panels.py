@@ -8,6 +8,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 from PIL import Image
 
+from explainers.methods.options import MethodOptions
 from explainers.models.spec import LoadedModel
 from explainers.render import blank_panel, overlay, scale_to_range, with_colorbar
 from explainers.results import CamResult
@@ -22,8 +23,10 @@ def strengths(results: Sequence[CamResult], references: Mapping[str, np.ndarray]
 
 
 def top_class_maps(model: LoadedModel, image: Image.Image, image_sha: str, layer: str, top1: int,
-                   results: Mapping[str, CamResult], slow: Sequence[str] = ()) -> dict[str, np.ndarray]:
-    """Raw maps of the top class for the methods of ``results`` (same layer): the reference of strength.
+                   results: Mapping[str, CamResult], slow: Sequence[str] = (),
+                   options: Optional[MethodOptions] = None) -> dict[str, np.ndarray]:
+    """Raw maps of the top class for the methods of ``results`` (same layer, same method ``options``):
+    the reference of strength.
 
     The one-pass methods are computed (cached); slow methods are used only if already cached.
     """
@@ -32,9 +35,9 @@ def top_class_maps(model: LoadedModel, image: Image.Image, image_sha: str, layer
     if next(iter(results.values())).class_index == top1:
         return {m: r.raw for m, r in results.items()}
     fast = [m for m in results if m not in slow]
-    found = loaders.explanations(model, image, image_sha, layer, top1, fast) if fast else {}
+    found = loaders.explanations(model, image, image_sha, layer, top1, fast, options=options) if fast else {}
     found |= loaders.explanations(model, image, image_sha, layer, top1, [m for m in slow if m in results],
-                                  compute=False)
+                                  compute=False, options=options)
     return {m: r.raw for m, r in found.items()}
 
 
@@ -46,14 +49,20 @@ def spans(results: Sequence[CamResult], shared: bool) -> list[tuple[float, float
     return [(max(s.low, 0.0), s.high) for s in own]
 
 
-def scaled_maps(results: Sequence[CamResult], size: tuple[int, int], shared: bool,
-                preprocessing=None) -> list[np.ndarray]:
-    """Maps in [0, 1] at ``size`` (height, width), each over its own range or its family's; through the
-    fit of ``preprocessing`` (the model's) when given (NaN outside a crop)."""
-    if not shared:
-        return [r.map if r.map.shape == size else scale_to_range(r.raw, size, lo, hi, preprocessing)
-                for r, (lo, hi) in zip(results, spans(results, False))]
-    return [scale_to_range(r.raw, size, lo, hi, preprocessing) for r, (lo, hi) in zip(results, spans(results, True))]
+def scaled_maps(results: Sequence[CamResult], size: tuple[int, int], shared: bool, preprocessing=None,
+                ranges: Optional[Sequence[tuple[float, float]]] = None) -> list[np.ndarray]:
+    """Maps in [0, 1] at ``size`` (height, width), each over its own range or its family's (``ranges``:
+    ``spans(results, shared)`` when the caller has them); through the fit of ``preprocessing`` (the
+    model's) when given (NaN outside a crop)."""
+    ranges = spans(results, shared) if ranges is None else ranges
+    return [r.map if not shared and r.map.shape == size else scale_to_range(r.raw, size, lo, hi, preprocessing)
+            for r, (lo, hi) in zip(results, ranges)]
+
+
+def scaled_map(results: Sequence[CamResult], index: int, size: tuple[int, int], shared: bool,
+               preprocessing=None) -> np.ndarray:
+    """``scaled_maps(...)[index]`` without scaling the other maps (one panel's view or download)."""
+    return scaled_maps(results[index:index + 1], size, shared, preprocessing, spans(results, shared)[index:index + 1])[0]
 
 
 def pictures(shown: Image.Image, results: Sequence[CamResult], strengths_: Sequence[MapStrength], opacity: float,
@@ -62,8 +71,9 @@ def pictures(shown: Image.Image, results: Sequence[CamResult], strengths_: Seque
     (``preprocessing``: the model's, for the fit of its maps)."""
     size = (shown.height, shown.width)
     out = []
-    maps = scaled_maps(results, size, shared, preprocessing)
-    for r, m, s, (low, high) in zip(results, maps, strengths_, spans(results, shared)):
+    ranges = spans(results, shared)
+    maps = scaled_maps(results, size, shared, preprocessing, ranges)
+    for r, m, s, (low, high) in zip(results, maps, strengths_, ranges):
         if s.all_zero:
             what = "all zero" if s.high == 0 else f"constant {s.high:.3g}"
             blank = with_colorbar(blank_panel(shown, f"{r.method_name}: map is {what}\nat layer {r.layer}"),

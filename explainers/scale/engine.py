@@ -23,6 +23,7 @@ from PIL import Image
 from ..batch import batch_tensor, default_batch_size, maps_from_capture
 from ..clones import borrowed_clone
 from ..device import plain_out_of_memory
+from ..heads import probabilities
 from ..errors import ImageError, MethodError, OutOfMemory, TargetError
 from ..pipeline import _predictions
 from ..layers import resolve_layers
@@ -164,8 +165,9 @@ def _explain_chunk(model: LoadedModel, images: list[Image.Image], indices: list[
         results = maps_from_capture(model, capture, layers, specs, wanted, images)
         del capture  # frees the graph before the next chunk
     seconds = (time.perf_counter() - started) / len(images)
-    probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+    probs = probabilities(logits, model.head).cpu().numpy()  # sigmoid per label for a multi-label head
     return [BatchExplanation(model=model.name, image_size=image.size, input_size=tuple(x.shape[-2:]),
-                        predictions=_predictions(model, logits[b:b + 1]), results=results[b],
-                        timings={"batch (per image)": seconds}, probabilities=probs[b])
+                             predictions=_predictions(model, logits[b:b + 1]), results=results[b],
+                             timings={"batch (per image)": seconds}, head=model.head,
+                             fit=model.preprocessing.fit, probabilities=probs[b])
             for b, image in enumerate(images)]
