@@ -30,6 +30,7 @@ page = st.navigation([
     st.Page("pages/compare_models.py", title="Compare models", icon=":material/difference:"),
     st.Page("pages/dataset.py", title="Dataset confusion", icon=":material/grid_on:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
+    st.Page("pages/review.py", title="Review a store", icon=":material/rate_review:"),
     st.Page("pages/model.py", title="Layers & model", icon=":material/layers:"),
 ])
 with shown_as_error():

@@ -1,0 +1,10 @@
+"""Reviewing a CAM store (made by ``python -m explainers run``): the engine side of the Review page.
+
+Modules (each small, none imports Streamlit):
+    stores.py        the stores a deployment offers (CAMSCOPE_STORES_DIR) and opening one
+    browse.py        filters and sorts over a store with DuckDB; one page of gallery rows
+    verdicts.py      reviewer verdicts in STORE/reviews.sqlite (WAL): record, list, export
+    strategies.py    SpRAy: per class, spectral clustering of downsized maps (eigengap)
+    timeline.py      one image's maps across checkpoints; drift (SSIM, rank correlation) per pair
+    strata.py        localisation (pointing game, energy in box) by stratum with bootstrap CIs
+"""
