@@ -25,6 +25,7 @@ from .cli_query import add_query
 from .cli_method_options import add_method_options, method_options, options_summary
 from .cli_report import add_report
 from .cli_run import add_run
+from .cli_strategies import add_strategies
 from .errors import ExplainerError
 from .fit import FITS
 
@@ -87,6 +88,7 @@ def _add_listings(sub: argparse._SubParsersAction) -> None:
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_explain, _add_listings, add_dataset, add_report,
                                                                add_evaluate, add_labels]
 COMMANDS += [add_run, add_query]  # explainers/scale: whole datasets into a Parquet store, SQL over it
+COMMANDS += [add_strategies]  # explainers/review: SpRAy, the model's strategies per class
 
 
 def build_parser() -> argparse.ArgumentParser:
