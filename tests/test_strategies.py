@@ -1,0 +1,134 @@
+"""SpRAy (explainers/review/strategies.py): a planted shortcut is found as a strategy of its own; the
+eigengap, downsizing and tiny classes by hand; the CLI's CSV, self-contained HTML and errors."""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from explainers.cli import main
+from explainers.review.strategies import (StrategySettings, cluster_maps, downsize, eigengap_k, find_strategies)
+from explainers.scale.query import query
+from explainers.scale.sources import list_source
+from explainers.scale.store import Store
+from explainers.scale.worker import BatchWorker, RunSettings, describe
+from shortcut_set import accuracy, loaded, make_set, train, write_folder
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """A store of Grad-CAM maps (predicted class) of the shortcut CNN on 120 held-out images."""
+    torch.set_num_threads(1)
+    images, labels, _ = make_set(60, seed=0)
+    model = train(images, labels)
+    test_images, test_labels, kinds = make_set(30, seed=1)
+    kinds_array = np.array(kinds)
+    for kind in ("centre", "marker", "b"):  # the marker alone turns a B-looking image into A: a learned shortcut
+        chosen = kinds_array == kind
+        assert accuracy(model, test_images[chosen], test_labels[chosen]) == 1.0, kind
+    root = tmp_path_factory.mktemp("shortcut")
+    ids = write_folder(test_images, test_labels, kinds, root / "set")
+    model = loaded(model)
+    settings = RunSettings(("shortcut",), ("gradcam", "eigencam"), None, "predicted").normalized()
+    store = Store.open(root / "store", describe(settings, [model]), str(root / "set"), "local")
+    store.write(BatchWorker(settings, models=[model], batch_size=32)(list_source(root / "set")))
+    store.close("done", {})
+    return root / "store", ids
+
+
+def test_the_marker_images_form_a_cluster_of_their_own(planted):
+    store, kinds = planted
+    found = find_strategies(store, StrategySettings(method="gradcam"))
+    assert (found.model, found.layer, found.method) == ("shortcut", "features.4", "gradcam")
+    a = next(c for c in found.classes if c.class_name == "A")
+    assert a.images == 60
+    members = [i for i in found.images if i.class_index == 0]
+    markers = [i.cluster for i in members if kinds[i.image_id] == "marker"]
+    home = np.bincount(markers).argmax()
+    in_home = [kinds[i.image_id] for i in members if i.cluster == home]
+    purity = in_home.count("marker") / len(in_home)  # the marker cluster holds markers only ...
+    recall = markers.count(home) / len(markers)  # ... and (nearly) all of them
+    print(f"marker cluster: purity {purity:.3f}, recall {recall:.3f}, k = {len(a.clusters)}")
+    assert purity >= 0.9 and recall >= 0.9, (purity, recall)
+    assert len(a.clusters) == 2 and a.eigengap is not None and a.eigengap > 0.3  # k from the eigengap: 2 strategies
+    peak = np.unravel_index(np.argmax(a.clusters[home].mean_map), (16, 16))
+    assert peak[0] <= 3 and peak[1] <= 3, peak  # the marker cluster's mean map sits on the corner
+    other = np.unravel_index(np.argmax(a.clusters[1 - home].mean_map), (16, 16))
+    assert all(5 <= p <= 10 for p in other), other  # the honest one on the centre disc
+    assert a.clusters[home].representatives[0] in kinds and kinds[a.clusters[home].representatives[0]] == "marker"
+
+
+def test_eigengap_picks_two_on_two_map_shapes():
+    assert eigengap_k([0.0, 0.0, 0.5, 0.6]) == (2, 0.5)
+    assert eigengap_k([0.0, 0.3, 0.4, 0.9], max_clusters=2) == (1, 0.3)  # only gaps 1-2 and 2-3 are looked at
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:16, :16]
+    blob = np.exp(-((yy - 4) ** 2 + (xx - 4) ** 2) / 8.0)
+    bar = (np.abs(xx - 12) <= 1).astype(float)
+    maps = np.stack([downsize(s + rng.uniform(0, 0.1, (16, 16))) for s in [blob] * 12 + [bar] * 12])
+    labels, eigenvalues, gap, reason = cluster_maps(maps)
+    assert len(set(labels)) == 2 and gap == pytest.approx(eigenvalues[2] - eigenvalues[1])
+    assert (labels[:12] == labels[0]).all() and (labels[12:] == labels[12]).all() and labels[0] != labels[12]
+    assert reason.startswith("2 clusters")
+
+
+def test_downsize_by_hand_and_tiny_classes():
+    raw = np.array([[1, 3, 0, 0], [1, 3, 0, 0], [0, 0, 8, 8], [0, 0, 8, np.nan]], np.float32)
+    # 2x2 area means: [[2, 0], [0, 6]] (NaN counts as 0), divided by the maximum 6
+    assert downsize(raw, 2) == pytest.approx(np.array([[2 / 6, 0], [0, 1]]), abs=1e-6)
+    assert downsize(np.zeros((7, 7)), 4).sum() == 0.0  # an empty map stays empty, no division by zero
+    labels, eigenvalues, gap, reason = cluster_maps(np.zeros((3, 16, 16)))
+    assert labels.tolist() == [0, 0, 0] and eigenvalues == [] and gap is None
+    assert reason == "one cluster: only 3 images; at least 10 are needed to look for strategies"
+
+
+def _cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_writes_the_csv_and_a_self_contained_html(planted, tmp_path, capsys):
+    store, kinds = planted
+    code, out, _ = _cli(capsys, "strategies", str(store), "--out", str(tmp_path / "s"), "--classes", "A")
+    assert code == 0 and "A (0): 60 images, 2 cluster(s) of 30, 30" in out
+    with open(tmp_path / "s" / "strategies.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0][:5] == ["image_id", "class_index", "cluster", "distance_to_centre", "is_representative"]
+    body = [dict(zip(rows[0], r)) for r in rows[1:]]
+    assert sorted(r["image_id"] for r in body) == sorted(i for i in kinds if i.startswith("A/"))
+    found = find_strategies(store, StrategySettings(classes=("0",)))
+    for row in body:  # distance_to_centre is the Euclidean distance to the cluster's mean map
+        cluster = found.classes[0].clusters[int(row["cluster"])]
+        distance = np.linalg.norm(found.maps[row["image_id"]] - cluster.mean_map)
+        assert float(row["distance_to_centre"]) == pytest.approx(distance, rel=1e-4, abs=1e-6)
+        assert (row["is_representative"] == "True") == (row["image_id"] in cluster.representatives)
+    assert [sum(r["is_representative"] == "True" and r["cluster"] == c for r in body) for c in "01"] == [3, 3]
+    _, correct = query(store, "SELECT count(*), avg(correct::INT) FROM predictions WHERE predicted_index = 0")[1][0]
+    assert [c.accuracy for c in found.classes[0].clusters] == [pytest.approx(correct)] * 2
+    page = (tmp_path / "s" / "strategies.html").read_text()
+    references = re.findall(r"""(?:src|href)\s*=\s*["']?([^"' >]+)""", page, flags=re.I)
+    assert references and all(r.startswith("data:image/png;base64,") for r in references)
+    assert "http" not in "".join(references) and "<script" not in page.lower()
+    assert page.count("<img") == 1 + 2 * (1 + 3 + 3)  # eigenvalues; per cluster: mean map, 3 + 3 thumbnails
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["NOSTORE", "--out", "OUT"], "is not a CAMscope store"),
+    (["STORE", "--out", "OUT", "--method", "scorecam"], "The store holds no 'scorecam' maps; it holds: eigencam, gradcam."),
+    (["STORE", "--out", "FILE"], "is an existing file"),
+    (["STORE", "--out", "OUT", "--classes", "zebra"], "No stored map is of class 'zebra'"),
+    (["STORE", "--out", "OUT", "--layer", "features.1"], "no maps of model any at layer features.1"),
+])
+def test_cli_errors_exit_2_with_one_line(planted, tmp_path, capsys, argv, message):
+    store, _ = planted
+    (tmp_path / "FILE").write_text("x")
+    names = {"STORE": str(store), "NOSTORE": str(tmp_path / "nothing"), "OUT": str(tmp_path / "out"),
+             "FILE": str(tmp_path / "FILE")}
+    code, _, err = _cli(capsys, "strategies", *[names.get(a, a) for a in argv])
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
