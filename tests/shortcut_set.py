@@ -86,3 +86,28 @@ def write_folder(images: np.ndarray, labels: np.ndarray, kinds: list[str], root:
         Image.fromarray(pixels).save(root / image_id)
         ids[image_id] = kind
     return ids
+
+
+def planted_store(root: Path) -> tuple[Path, dict[str, str]]:
+    """Train the shortcut CNN, check it learned the shortcut, and write a store of its Grad-CAM and
+    EigenCAM maps (predicted class) on 120 held-out images (30 centre, 30 marker, 60 B) with the run's
+    own worker and store. Returns (store, image_id -> kind)."""
+    from explainers.scale.sources import list_source
+    from explainers.scale.store import Store
+    from explainers.scale.worker import BatchWorker, RunSettings, describe
+
+    torch.set_num_threads(1)
+    images, labels, _ = make_set(60, seed=0)
+    model = train(images, labels)
+    test_images, test_labels, kinds = make_set(30, seed=1)
+    kinds_array = np.array(kinds)
+    for kind in ("centre", "marker", "b"):  # the marker alone turns a B-looking image into A: a learned shortcut
+        chosen = kinds_array == kind
+        assert accuracy(model, test_images[chosen], test_labels[chosen]) == 1.0, kind
+    ids = write_folder(test_images, test_labels, kinds, root / "set")
+    wrapped = loaded(model)
+    settings = RunSettings(("shortcut",), ("gradcam", "eigencam"), None, "predicted").normalized()
+    store = Store.open(root / "store", describe(settings, [wrapped]), str(root / "set"), "local")
+    store.write(BatchWorker(settings, models=[wrapped], batch_size=32)(list_source(root / "set")))
+    store.close("done", {})
+    return root / "store", ids

@@ -8,36 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from explainers.cli import main
 from explainers.review.strategies import (StrategySettings, cluster_maps, downsize, eigengap_k, find_strategies)
 from explainers.scale.query import query
-from explainers.scale.sources import list_source
-from explainers.scale.store import Store
-from explainers.scale.worker import BatchWorker, RunSettings, describe
-from shortcut_set import accuracy, loaded, make_set, train, write_folder
+from shortcut_set import planted_store
 
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    """A store of Grad-CAM maps (predicted class) of the shortcut CNN on 120 held-out images."""
-    torch.set_num_threads(1)
-    images, labels, _ = make_set(60, seed=0)
-    model = train(images, labels)
-    test_images, test_labels, kinds = make_set(30, seed=1)
-    kinds_array = np.array(kinds)
-    for kind in ("centre", "marker", "b"):  # the marker alone turns a B-looking image into A: a learned shortcut
-        chosen = kinds_array == kind
-        assert accuracy(model, test_images[chosen], test_labels[chosen]) == 1.0, kind
-    root = tmp_path_factory.mktemp("shortcut")
-    ids = write_folder(test_images, test_labels, kinds, root / "set")
-    model = loaded(model)
-    settings = RunSettings(("shortcut",), ("gradcam", "eigencam"), None, "predicted").normalized()
-    store = Store.open(root / "store", describe(settings, [model]), str(root / "set"), "local")
-    store.write(BatchWorker(settings, models=[model], batch_size=32)(list_source(root / "set")))
-    store.close("done", {})
-    return root / "store", ids
+    """A store of the shortcut CNN's maps (the model's accuracy is asserted while it is built)."""
+    return planted_store(tmp_path_factory.mktemp("shortcut"))
 
 
 def test_the_marker_images_form_a_cluster_of_their_own(planted):
