@@ -44,7 +44,8 @@ def run_strategies(args: argparse.Namespace) -> int:
     write_html(result, out / "strategies.html")
     for found in result.classes:
         sizes = ", ".join(str(c.size) for c in found.clusters)
-        print(f"{found.class_name} ({found.class_index}): {found.images} images, "
-              f"{len(found.clusters)} cluster(s) of {sizes}")
+        n, k = found.images, len(found.clusters)
+        print(f"{found.class_name} ({found.class_index}): {n} image{'s' * (n != 1)}, "
+              f"{k} cluster{'s' * (k != 1)} of sizes {sizes}")
     print(f"wrote {out / 'strategies.csv'} and {out / 'strategies.html'}")
     return 0

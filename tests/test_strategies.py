@@ -76,7 +76,7 @@ def _cli(capsys, *argv: str) -> tuple[int, str, str]:
 def test_cli_writes_the_csv_and_a_self_contained_html(planted, tmp_path, capsys):
     store, kinds = planted
     code, out, _ = _cli(capsys, "strategies", str(store), "--out", str(tmp_path / "s"), "--classes", "A")
-    assert code == 0 and "A (0): 60 images, 2 cluster(s) of 30, 30" in out
+    assert code == 0 and "A (0): 60 images, 2 clusters of sizes 30, 30" in out
     with open(tmp_path / "s" / "strategies.csv", newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0][:5] == ["image_id", "class_index", "cluster", "distance_to_centre", "is_representative"]
