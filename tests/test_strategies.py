@@ -113,3 +113,18 @@ def test_cli_errors_exit_2_with_one_line(planted, tmp_path, capsys, argv, messag
     code, _, err = _cli(capsys, "strategies", *[names.get(a, a) for a in argv])
     assert code == 2 and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_large_classes_take_the_sparse_eigensolver_with_the_same_result(monkeypatch):
+    import explainers.review.strategies as strategies
+
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:16, :16]
+    shapes = [np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 8.0) for cy, cx in [(3, 3), (8, 8), (12, 4)]]
+    maps = np.stack([downsize(shapes[i % 3] + rng.uniform(0, 0.3, (16, 16))) for i in range(300)])
+    dense = cluster_maps(maps)
+    monkeypatch.setattr(strategies, "DENSE", 100)  # 300 images: ARPACK on the sparse graph
+    sparse = cluster_maps(maps)
+    assert sparse[1] == pytest.approx(dense[1], abs=1e-6) and sparse[3] == dense[3]
+    assert (sparse[0] == dense[0]).all() and dense[3].startswith("3 clusters")
+    assert all(len(set(dense[0][i::3])) == 1 for i in range(3))  # each shape one cluster

@@ -5,6 +5,8 @@ Modules (each small, none imports Streamlit):
     browse.py        filters and sorts over a store with DuckDB; one page of gallery rows
     verdicts.py      reviewer verdicts in STORE/reviews.sqlite (WAL): record, list, export
     strategies.py    SpRAy: per class, spectral clustering of downsized maps (eigengap)
+    strategy_maps.py the maps SpRAy clusters, read from the store (one per image and class)
+    strategies_report.py  strategies.csv and the self-contained strategies.html
     timeline.py      one image's maps across checkpoints; drift (SSIM, rank correlation) per pair
     strata.py        localisation (pointing game, energy in box) by stratum with bootstrap CIs
 """
