@@ -12,6 +12,7 @@ import pytest
 from explainers.cli import main
 from explainers.review.strategies import (StrategySettings, cluster_maps, downsize, eigengap_k, find_strategies)
 from explainers.scale.query import query
+from explainers.scale.rows import decode_raw
 from shortcut_set import planted_store
 
 
@@ -83,9 +84,14 @@ def test_cli_writes_the_csv_and_a_self_contained_html(planted, tmp_path, capsys)
     body = [dict(zip(rows[0], r)) for r in rows[1:]]
     assert sorted(r["image_id"] for r in body) == sorted(i for i in kinds if i.startswith("A/"))
     found = find_strategies(store, StrategySettings(classes=("0",)))
+    _, stored = query(store, "SELECT image_id, raw, raw_shape, raw_scale FROM maps WHERE method = 'gradcam' "
+                             "AND class_index = 0 AND rank = 1")
+    grids = {i: downsize(decode_raw(raw, shape, scale)) for i, raw, shape, scale in stored}
     for row in body:  # distance_to_centre is the Euclidean distance to the cluster's mean map
         cluster = found.classes[0].clusters[int(row["cluster"])]
-        distance = np.linalg.norm(found.maps[row["image_id"]] - cluster.mean_map)
+        members = [grids[r["image_id"]] for r in body if r["cluster"] == row["cluster"]]
+        assert cluster.mean_map == pytest.approx(np.mean(members, axis=0), abs=1e-6)
+        distance = np.linalg.norm(grids[row["image_id"]] - cluster.mean_map)
         assert float(row["distance_to_centre"]) == pytest.approx(distance, rel=1e-4, abs=1e-6)
         assert (row["is_representative"] == "True") == (row["image_id"] in cluster.representatives)
     assert [sum(r["is_representative"] == "True" and r["cluster"] == c for r in body) for c in "01"] == [3, 3]
@@ -104,6 +110,8 @@ def test_cli_writes_the_csv_and_a_self_contained_html(planted, tmp_path, capsys)
     (["STORE", "--out", "FILE"], "is an existing file"),
     (["STORE", "--out", "OUT", "--classes", "zebra"], "No stored map is of class 'zebra'"),
     (["STORE", "--out", "OUT", "--layer", "features.1"], "no maps of model any at layer features.1"),
+    (["STORE", "--out", "OUT", "--by", "true"], "grouping by the true class needs a run with --targets true or both"),
+    (["STORE", "--out", "OUT", "--grid", "1"], "--grid must be between 2 and 64, not 1"),
 ])
 def test_cli_errors_exit_2_with_one_line(planted, tmp_path, capsys, argv, message):
     store, _ = planted

@@ -13,7 +13,7 @@ Choices (the paper leaves them open):
                 lies in [0, 1], as it is drawn; an all-zero map stays zero). Distances are Euclidean
                 on these GRID*GRID vectors.
     graph       k nearest neighbours with k = min(10, n - 1), made symmetric (i~j if either is among
-                the other's neighbours), binary weights, as in SpRAy.
+                the other's neighbours), binary weights, as in SpRAy; sparse, so 50,000 maps fit.
     k           the eigengap of L = I - D^-1/2 A D^-1/2 among its MAX_CLUSTERS + 1 smallest eigenvalues;
                 fewer than MIN_IMAGES images: one cluster, with the reason.
     centre      the cluster's mean map (in map space, the one shown); representatives are the images
@@ -104,7 +104,7 @@ class Strategies:
     grid: int
     classes: list[ClassStrategies]
     images: list[ImageStrategy] = field(default_factory=list)
-    maps: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # image_id -> (grid, grid) map
+    maps: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # shown image_id -> (grid, grid) map
 
 
 def downsize(raw: np.ndarray, grid: int = GRID) -> np.ndarray:
@@ -218,13 +218,14 @@ def find_strategies(store: str | Path, settings: StrategySettings = StrategySett
 
     loaded = load_maps(store, settings)
     classes, images, maps = [], [], {}
-    for (index, name), rows in sorted(loaded.by_class.items()):
+    for index, name in loaded.classes:
+        rows = loaded.rows(index)
         ids = [r[0] for r in rows]
         grids = np.stack([downsize(r[1], settings.grid) for r in rows])
         result, members = _class_result(index, name, ids, grids, [r[2] for r in rows], settings)
         classes.append(result)
         images.extend(members)
-        maps.update(zip(ids, grids))
+        shown = {i for c in result.clusters for i in c.representatives + c.outliers}
+        maps.update((i, g) for i, g in zip(ids, grids) if i in shown)
     return Strategies(str(store), loaded.model, loaded.layer, settings.method, settings.by, settings.grid,
                       classes, images, maps)
-

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, TYPE_CHECKING
+from typing import Callable, Optional, TYPE_CHECKING
 
 import numpy as np
 
@@ -31,7 +31,8 @@ class StoreChoices:
 class LoadedMaps:
     model: str
     layer: str
-    by_class: dict[tuple[int, str], list[tuple[str, np.ndarray, Optional[bool]]]]  # (id, raw, correct)
+    classes: list[tuple[int, str]]  # (class_index, class_name), by index
+    rows: Callable[[int], list[tuple[str, np.ndarray, Optional[bool]]]]  # class -> (image_id, raw map, correct)
 
 
 def parts_key(store: str | Path) -> tuple[str, ...]:
@@ -84,31 +85,43 @@ def _class_filter(choices: StoreChoices, wanted: Optional[tuple[str, ...]]) -> O
 
 
 def load_maps(store: str | Path, settings: "StrategySettings") -> LoadedMaps:
-    """One map per (image, class) for the settings; raises StrategiesError when there is none."""
+    """The settings' model, layer and classes; ``rows(class)`` reads one class's maps at a time (so a
+    large store never holds every class's maps at once). Raises StrategiesError when there is none."""
     from .strategies import StrategiesError
 
     if settings.by not in BY:
         raise StrategiesError(f"Unknown class rule {settings.by!r}: use predicted or true.")
+    targets = (read_run(store) or {}).get("settings", {}).get("targets")
+    if settings.by == "true" and targets not in ("true", "both"):  # else only the correct images have one
+        raise StrategiesError(f"The store's maps are of the {targets} class; grouping by the true class needs "
+                              "a run with --targets true or both (on labelled images).")
     choices = store_choices(store)
     model, layer = _pick(choices, settings)
-    classes = _class_filter(choices, settings.classes)
+    wanted = _class_filter(choices, settings.classes)
     rule = "m.rank = 1" if settings.by == "predicted" else "m.is_true"
-    sql = ("SELECT m.image_id, m.class_index, m.class_name, m.raw, m.raw_shape, m.raw_scale, p.correct "
-           "FROM maps m JOIN predictions p USING (image_id, model) "
-           f"WHERE m.method = ? AND m.model = ? AND m.layer = ? AND {rule} "
-           + ("" if classes is None else f"AND m.class_index IN ({', '.join(map(str, classes))}) ")
-           + "ORDER BY m.class_index, m.image_id")
+    where = f"WHERE m.method = ? AND m.model = ? AND m.layer = ? AND {rule}"
     con = connect(store)
     try:
-        rows = con.execute(sql, [settings.method, model, layer]).fetchall()
+        classes = con.execute(f"SELECT m.class_index, min(m.class_name) FROM maps m {where} GROUP BY 1 ORDER BY 1",
+                              [settings.method, model, layer]).fetchall()
     finally:
         con.close()
-    if not rows:
+    classes = [(int(i), str(n)) for i, n in classes if wanted is None or i in wanted]
+    if not classes:
         hint = " (the true class is stored by runs with --targets true or both, on labelled images)" \
             if settings.by == "true" else ""
         raise StrategiesError(f"The store holds no {settings.method} maps of the {settings.by} class "
                               f"for {model} at {layer}{hint}.")
-    by_class: dict[tuple[int, str], list] = {}
-    for image_id, index, name, raw, shape, scale, correct in rows:
-        by_class.setdefault((int(index), str(name)), []).append((image_id, decode_raw(raw, shape, scale), correct))
-    return LoadedMaps(model, layer, by_class)
+
+    def rows(class_index: int) -> list[tuple[str, np.ndarray, Optional[bool]]]:
+        sql = ("SELECT m.image_id, m.raw, m.raw_shape, m.raw_scale, p.correct "
+               f"FROM maps m JOIN predictions p USING (image_id, model) {where} AND m.class_index = ? "
+               "ORDER BY m.image_id")
+        con = connect(store)
+        try:
+            found = con.execute(sql, [settings.method, model, layer, class_index]).fetchall()
+        finally:
+            con.close()
+        return [(image_id, decode_raw(raw, shape, scale), correct) for image_id, raw, shape, scale, correct in found]
+
+    return LoadedMaps(model, layer, classes, rows)
