@@ -136,3 +136,22 @@ def test_large_classes_take_the_sparse_eigensolver_with_the_same_result(monkeypa
     assert sparse[1] == pytest.approx(dense[1], abs=1e-6) and sparse[3] == dense[3]
     assert (sparse[0] == dense[0]).all() and dense[3].startswith("3 clusters")
     assert all(len(set(dense[0][i::3])) == 1 for i in range(3))  # each shape one cluster
+
+
+def test_thumbnails_use_the_original_image_and_fall_back_to_the_map(planted, tmp_path):
+    import json
+    import shutil
+
+    from explainers.review.strategies_report import source_reader, write_html
+
+    store, _ = planted
+    image = source_reader(store)("A/marker-030.png")
+    assert image is not None and image.size == (32, 32)
+    assert np.asarray(image)[3, 3].tolist() == [255, 255, 255]  # the white corner marker of the original
+    moved = tmp_path / "moved"
+    shutil.copytree(store, moved)
+    run = json.loads((moved / "run.json").read_text())
+    (moved / "run.json").write_text(json.dumps({**run, "source": str(tmp_path / "gone")}))
+    assert source_reader(moved)("A/marker-030.png") is None
+    found = find_strategies(moved, StrategySettings(classes=("A",)))
+    assert "data:image/png;base64," in write_html(found, tmp_path / "s.html").read_text()
