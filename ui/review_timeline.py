@@ -1,11 +1,100 @@
-"""The Review page's "Checkpoint timeline" view."""
+"""The Review page's "Checkpoint timeline" view: maps across checkpoints, their drift, the most-moved images."""
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
+
+from explainers.render import colorize, upsample
+from explainers.review.timeline import TimelineReview, checkpoints, review_timeline
+from explainers.scale.store import committed, read_run
+
+METHOD, MODELS, IMAGE, SHARE, MEASURE = ("review_timeline_method", "review_timeline_models", "review_timeline_image",
+                                         "review_timeline_share", "review_timeline_measure")
+MEASURES = {"SSIM": "ssim", "Rank correlation (Spearman)": "spearman"}
+PANEL = 192  # pixels per map panel
+
+
+@st.cache_data(max_entries=8, show_spinner="Measuring how the maps drift between checkpoints...")
+def cached_review(store: str, parts: tuple[str, ...], method: str, models: tuple[str, ...],
+                  share: float) -> TimelineReview:
+    """Keyed by the store and its committed part names: a run that adds parts recomputes."""
+    return review_timeline(store, method=method, models=list(models), share=share)
 
 
 def render(store: Path) -> None:
     """Draw the view for the store folder ``store``."""
-    st.info("Checkpoint timeline: not built yet.")
+    names = checkpoints(store)
+    if len(names) < 2:
+        st.info(f"The timeline needs several checkpoints in one store; this store holds one model "
+                f"({', '.join(names) or 'none'}). Make one with `python -m explainers run SOURCE --out STORE "
+                "--model ckpt_a --model ckpt_b --model ckpt_c` (manifest entries of one architecture).")
+        return
+    methods = (read_run(store) or {}).get("settings", {}).get("methods", ["gradcam"])
+    left, middle, right = st.columns([1, 3, 1])
+    method = left.selectbox("Method", methods, key=METHOD)
+    models = middle.multiselect("Checkpoints, in order (run.json's order by default)", names, default=names,
+                                key=MODELS)
+    share = right.number_input("Flag the lowest share (first -> last SSIM)", 0.01, 1.0, 0.05, 0.01, key=SHARE)
+    if len(models) < 2:
+        st.info("Pick at least two checkpoints.")
+        return
+    parts = tuple(p.name for p in committed(store, "maps"))
+    review = cached_review(str(store), parts, method, tuple(models), float(share))
+    timeline = review.timeline
+    if not timeline.image_ids:
+        st.info("No image has a map of one class in every checkpoint; run with `--targets true` or `both`.")
+        return
+    sources = {s: timeline.class_source.count(s) for s in ("true", "last")}
+    st.caption(f"{len(timeline.image_ids)} images, layer {timeline.layer}; class compared: the true class for "
+               f"{sources['true']}, the last checkpoint's prediction for {sources['last']}"
+               + (f"; {timeline.missing} images left out (no map of one class in every checkpoint)"
+                  if timeline.missing else "") + ". Maps upsampled to "
+               f"{timeline.size} x {timeline.size} and scaled 0..1 each by its own min..max; SSIM with data_range 1.")
+    _maps(review)
+    _distribution(review)
+    _most_moved(review)
+
+
+def _maps(review: TimelineReview) -> None:
+    timeline = review.timeline
+    flagged = [m.image_id for m in review.flagged]
+    options = flagged + [i for i in timeline.image_ids if i not in set(flagged)]  # most moved first
+    image_id = st.selectbox("Image (most moved first)", options, key=IMAGE)
+    n = timeline.index(image_id)
+    st.markdown(f"**{image_id}**, class {int(timeline.class_index[n])} ({timeline.class_source[n]} class)")
+    for column, model, j in zip(st.columns(len(timeline.models)), timeline.models, range(len(timeline.models))):
+        picture = colorize(upsample(timeline.maps[n, j], (PANEL, PANEL)), "jet")
+        column.image(picture, caption=f"{model}: own scale, 0..1 = raw 0..{timeline.raw_max[n, j]:.3g} "
+                                      f"(strength: raw max {timeline.raw_max[n, j]:.3g}); "
+                                      f"p = {timeline.probability[n, j]:.2f}")
+    cells = [f"{d.label}: SSIM {d.ssim[n]:.3f}, rank corr. {d.spearman[n]:.3f}" for d in review.drifts]
+    st.caption(" · ".join(cells))
+
+
+def _distribution(review: TimelineReview) -> None:
+    label = st.radio("Drift measure", list(MEASURES), horizontal=True, key=MEASURE)
+    measure = MEASURES[label]
+    figure = go.Figure()
+    for drift in review.drifts:
+        values = getattr(drift, measure)
+        figure.add_trace(go.Histogram(x=values[np.isfinite(values)], name=drift.label, opacity=0.6,
+                                      xbins={"start": -1.0, "end": 1.0, "size": 0.05}))
+    figure.update_layout(barmode="overlay", xaxis_title=f"{label} (1 = the same map)", yaxis_title="images",
+                         height=320, margin={"t": 30, "b": 40})
+    st.plotly_chart(figure, width="stretch", key="review_timeline_histogram")
+    rows = []
+    for drift in review.drifts:
+        q = drift.quantiles()[measure]
+        rows.append({"pair": drift.label, "5%": q[0.05], "25%": q[0.25], "median": q[0.5], "75%": q[0.75],
+                     "95%": q[0.95], "undefined (constant map)": int(np.isnan(getattr(drift, measure)).sum())})
+    st.dataframe(rows, hide_index=True, width="stretch")
+
+
+def _most_moved(review: TimelineReview) -> None:
+    first_last = review.drifts[-1]
+    st.subheader(f"Most moved ({first_last.label})")
+    st.dataframe([{"image": m.image_id, "class": m.class_index, "SSIM": m.ssim, "rank corr.": m.spearman}
+                  for m in review.flagged], hide_index=True, width="stretch")
