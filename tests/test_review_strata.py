@@ -174,7 +174,7 @@ def test_review_views_on_a_small_store(monkeypatch, store, tmp_path):
     assert at.multiselect(key="review_timeline_models").value == list(MODELS)
     assert at.selectbox(key="review_timeline_image").value.startswith("s")  # s*.png moved in ckpt_c
     captions = [c for image in at.image for c in image.captions]
-    assert len(captions) == 3 and all("raw max 2" in c for c in captions)  # each panel states its strength
+    assert len(captions) == 3 and all("strength (raw max) 2;" in c for c in captions)  # each panel states its strength
     histogram = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert [t["name"] for t in histogram["data"]] == ["ckpt_a -> ckpt_b", "ckpt_b -> ckpt_c", "ckpt_a -> ckpt_c"]
     assert (plotly_array(histogram["data"][0]["x"]) == 1.0).all()  # a and b hold the same maps

@@ -7,7 +7,9 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from explainers.render import colorize, upsample
+from explainers.errors import ImageError
+from explainers.io import load_image
+from explainers.render import colorize, overlay, upsample
 from explainers.review.timeline import TimelineReview, checkpoints, review_timeline
 from explainers.scale.store import committed, read_run
 
@@ -53,23 +55,26 @@ def render(store: Path) -> None:
                + (f"; {timeline.missing} images left out (no map of one class in every checkpoint)"
                   if timeline.missing else "") + ". Maps upsampled to "
                f"{timeline.size} x {timeline.size} and scaled 0..1 each by its own min..max; SSIM with data_range 1.")
-    _maps(review)
+    _maps(store, review)
     _distribution(review)
     _most_moved(review)
 
 
-def _maps(review: TimelineReview) -> None:
+def _maps(store: Path, review: TimelineReview) -> None:
     timeline = review.timeline
     flagged = [m.image_id for m in review.flagged]
     options = flagged + [i for i in timeline.image_ids if i not in set(flagged)]  # most moved first
     image_id = st.selectbox("Image (most moved first)", options, key=IMAGE)
     n = timeline.index(image_id)
     st.markdown(f"**{image_id}**, class {int(timeline.class_index[n])} ({timeline.class_source[n]} class)")
+    image = _source_image(store, image_id)
     for column, model, j in zip(st.columns(len(timeline.models)), timeline.models, range(len(timeline.models))):
-        picture = colorize(upsample(timeline.maps[n, j], (PANEL, PANEL)), "jet")
-        column.image(picture, caption=f"{model}: own scale, 0..1 = raw 0..{timeline.raw_max[n, j]:.3g} "
-                                      f"(strength: raw max {timeline.raw_max[n, j]:.3g}); "
-                                      f"p = {timeline.probability[n, j]:.2f}")
+        picture = (colorize(upsample(timeline.maps[n, j], (PANEL, PANEL)), "jet") if image is None
+                   else overlay(image, timeline.maps[n, j], 0.5))
+        strength = float(timeline.raw_max[n, j])
+        column.image(picture, caption=f"{model}: strength (raw max) {strength:.3g}"
+                                      + (" (an empty map)" if strength <= 0 else "")
+                                      + f"; colours: its own min..max as 0..1; p = {timeline.probability[n, j]:.2f}")
     cells = [f"{d.label}: SSIM {d.ssim[n]:.3f}, rank corr. {d.spearman[n]:.3f}" for d in review.drifts]
     st.caption(" · ".join(cells))
 
@@ -98,3 +103,19 @@ def _most_moved(review: TimelineReview) -> None:
     st.subheader(f"Most moved ({first_last.label})")
     st.dataframe([{"image": m.image_id, "class": m.class_index, "SSIM": m.ssim, "rank corr.": m.spearman}
                   for m in review.flagged], hide_index=True, width="stretch")
+
+
+def _source_image(store: Path, image_id: str):
+    """The image from a folder SOURCE (run.json's), shrunk for a panel; None for a zip, a listing or no file."""
+    source = Path(str((read_run(store) or {}).get("source", "")))
+    if not source.is_dir():
+        return None
+    path = (source / image_id).resolve()
+    if not path.is_file() or source.resolve() not in path.parents:  # an image_id never leaves SOURCE
+        return None
+    try:
+        image = load_image(path)
+    except ImageError:
+        return None
+    image.thumbnail((PANEL * 2, PANEL * 2))
+    return image
