@@ -71,7 +71,8 @@ def write_store(folder: Path, models: tuple[str, ...] = MODELS) -> Path:
 
 def boxes_json() -> list[dict]:
     records = [{"file": name, "box": box, "class": 0} for name, (boxes, _, _) in IMAGES.items() for box in boxes]
-    return records + [{"file": "absent.png", "box": [0, 0, 10, 10]}, {"file": "s1.png", "box": [0, 0, 9, 9], "class": 1}]
+    return records + [{"file": "absent.png", "box": [0, 0, 10, 10]}, {"file": "s1.png", "box": [0, 0, 9, 9], "class": 1},
+                      {"file": "m1.png", "box": [200, 200, 300, 300], "class": "Cat"}]  # class by name; outside
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,8 @@ def store(tmp_path_factory) -> Path:
 def test_per_image_hits_energy_and_strata_by_hand(store):
     report = localisation_by_stratum(store, json.dumps(boxes_json()), model="ckpt_a")
     assert report.unmatched == ["absent.png: no gradcam map of the predicted class in the store.",
-                                "s1.png: no gradcam map of class 1 in the store."]
+                                "s1.png: no gradcam map of class 1 in the store.",
+                                "m1.png: The box (200, 200, 300, 300) lies outside the 100 x 100 image."]
     got = {r.image_id: r for r in report.images}
     assert set(got) == set(IMAGES)
     for name, (boxes, hit, probability) in IMAGES.items():
@@ -189,7 +191,7 @@ def test_review_views_on_a_small_store(monkeypatch, store, tmp_path):
     assert list(table["n"])[:4] == [12, 4, 4, 4] and list(table["pointing game"])[:2] == [0.75, 0.5]
     bars = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
     assert len(bars) == 4 and "error_y" in bars[0]
-    assert any("2 box groups have no map" in w.value for w in at.warning)
+    assert any("3 box groups have no map in the store or no usable box" in w.value for w in at.warning)
 
 
 def test_one_model_store_says_the_timeline_needs_checkpoints(monkeypatch, tmp_path):

@@ -39,7 +39,7 @@ def render(store: Path) -> None:
                "95% intervals: percentile bootstrap (scipy.stats.bootstrap, 2000 resamples, seed 0); none below 2 "
                "images. After Saporta et al., Nature Machine Intelligence 2022.")
     if report.unmatched:
-        st.warning(f"{len(report.unmatched)} box groups have no map in the store and are left out, e.g. "
+        st.warning(f"{len(report.unmatched)} box groups have no map in the store or no usable box and are left out, e.g. "
                    + " ".join(report.unmatched[:3]))
     st.dataframe([{"factor": FACTORS[c.factor], "stratum": c.stratum, "n": c.n,
                    "pointing game": c.pointing, "pointing 95% CI": _interval(c.pointing_low, c.pointing_high),
@@ -83,8 +83,8 @@ def _figure(report: StrataReport, measure: str, label: str) -> go.Figure:
         figure.add_trace(go.Bar(x=[[title] * len(cells), [f"{c.stratum} (n={c.n})" for c in cells]],
                                 y=[getattr(c, measure) for c in cells], name=title,
                                 error_y={"type": "data", "symmetric": False, "array": plus, "arrayminus": minus}))
-    figure.update_layout(yaxis={"title": label, "range": [0, 1.05]}, showlegend=False, height=360,
-                         margin={"t": 30, "b": 60})
+    figure.update_layout(yaxis={"title": label, "range": [0, 1.05]}, showlegend=False, height=460,
+                         margin={"t": 30, "b": 160})
     return figure
 
 

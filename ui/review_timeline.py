@@ -75,7 +75,9 @@ def _maps(store: Path, review: TimelineReview) -> None:
         column.image(picture, caption=f"{model}: strength (raw max) {strength:.3g}"
                                       + (" (an empty map)" if strength <= 0 else "")
                                       + f"; colours: its own min..max as 0..1; p = {timeline.probability[n, j]:.2f}")
-    cells = [f"{d.label}: SSIM {d.ssim[n]:.3f}, rank corr. {d.spearman[n]:.3f}" for d in review.drifts]
+    cells = [f"{d.label}: SSIM {d.ssim[n]:.3f}, rank corr. " + (f"{d.spearman[n]:.3f}" if np.isfinite(d.spearman[n])
+                                                                 else "undefined (a constant map)")
+             for d in review.drifts]
     st.caption(" · ".join(cells))
 
 

@@ -152,7 +152,11 @@ def localise_store(store: str | Path, groups: Sequence[BoxGroup], model: Optiona
         width, height = int(row["width"]), int(row["height"])
         saliency = on_grid(decode_raw(row["raw"], row["raw_shape"], row["raw_scale"]), width, height, preprocessing)
         saliency = np.nan_to_num(saliency)  # a crop fit leaves the unseen border NaN: it holds no evidence
-        truth = ground_truth(height, width, boxes=group.boxes)
+        try:
+            truth = ground_truth(height, width, boxes=group.boxes)
+        except EvaluationError as error:  # e.g. a box outside the image: that group only is left out
+            unmatched.append(f"{group.file}: {error}")
+            continue
         tolerance = scaled_tolerance(height, width, tolerance_at_224)
         images.append(ImageLocalisation(group.file, int(row["class_index"]),
                                         pointing_game(saliency, truth, tolerance).hit, energy(saliency, truth),
