@@ -168,3 +168,34 @@ def test_one_checkpoint_is_refused_with_a_sentence(store):
         load_timeline(store, models=["alpha_final"])
     with pytest.raises(TimelineError, match="no model 'nope'"):
         load_timeline(store, models=["alpha_final", "nope"])
+
+
+def test_the_class_compared_is_the_true_one_else_the_last_prediction(tmp_path):
+    from explainers.scale.rows import encode_raw, map_stats, table
+    from explainers.scale.store import Store
+
+    def row(image_id: str, model: str, class_index: int, rank: int, is_true) -> dict:
+        raw = np.arange(16, dtype=np.float32).reshape(4, 4) + class_index
+        data, scale = encode_raw(raw)
+        return {"image_id": image_id, "model": model, "width": 8, "height": 8, "method": "gradcam", "layer": "l",
+                "class_index": class_index, "rank": rank, "is_true": is_true, "probability": 0.5, "raw": data,
+                "raw_shape": [4, 4], "raw_scale": scale, **map_stats(raw)}
+
+    rows = [row("t.png", m, 0, 1, False) for m in "ab"] + [row("t.png", m, 1, 2, True) for m in "ab"]
+    rows += [row("p.png", m, 0, 1, None) for m in "ab"]  # label unknown: the last checkpoint's prediction
+    rows += [row("x.png", "a", 0, 1, None), row("x.png", "b", 1, 1, None)]  # b predicts a class a has no map of
+    settings = {"models": [{"name": m, "layers": ["l"]} for m in "ab"], "methods": ["gradcam"], "targets": "top-k:2"}
+    store = Store.open(tmp_path / "s", settings, "hand", "local")
+    store.write({"maps": table("maps", rows), "predictions": table("predictions", [{"image_id": i, "model": m}
+                 for i in ("t.png", "p.png", "x.png") for m in "ab"]), "skipped": table("skipped", [])})
+    store.close("complete", {})
+    auto = load_timeline(tmp_path / "s")
+    assert (auto.image_ids, list(auto.class_index), auto.class_source, auto.missing) == (
+        ("p.png", "t.png"), [0, 1], ("last", "true"), 1)
+    assert load_timeline(tmp_path / "s", target="true").image_ids == ("t.png",)
+    last = load_timeline(tmp_path / "s", target="last")
+    assert (last.image_ids, list(last.class_index)) == (("p.png", "t.png"), [0, 0])
+    assert auto.raw_max[1, 0] == pytest.approx(16.0)  # class 1's map: 1..16
+    assert (auto.maps[0, 0].min(), auto.maps[0, 0].max()) == (0.0, 1.0)  # each map scaled by its own min..max
+    with pytest.raises(TimelineError, match="Unknown target"):
+        load_timeline(tmp_path / "s", target="first")
