@@ -12,7 +12,7 @@ from explainers.errors import EvaluationError
 from explainers.metrics.localisation import energy, ground_truth
 from explainers.pipeline import on_grid
 from explainers.review.strata import localisation_by_stratum, mean_ci, parse_boxes, strata
-from explainers.scale.rows import decode_raw, encode_raw, map_stats, table
+from explainers.scale.rows import encode_raw, map_stats, table
 from explainers.scale.store import Store
 
 SIDE = 100  # every image is 100 x 100; maps are 10 x 10, one hot cell each
