@@ -44,7 +44,8 @@ def _raw(row: int, col: int) -> np.ndarray:
 def _map_row(image_id: str, model: str, raw: np.ndarray, class_index: int, probability: float) -> dict:
     data, scale = encode_raw(raw)
     return {"image_id": image_id, "image_sha256": "0" * 64, "model": model, "width": SIDE, "height": SIDE,
-            "method": "gradcam", "layer": "features", "class_index": class_index, "class_name": ("cat", "dog")[class_index],
+            "method": "gradcam", "layer": "features", "class_index": class_index,
+            "class_name": ("cat", "dog")[class_index],
             "rank": 1, "is_true": True, "score": 1.0, "probability": probability, "raw": data,
             "raw_shape": list(raw.shape), "raw_scale": scale, **map_stats(raw)}
 
@@ -71,7 +72,8 @@ def write_store(folder: Path, models: tuple[str, ...] = MODELS) -> Path:
 
 def boxes_json() -> list[dict]:
     records = [{"file": name, "box": box, "class": 0} for name, (boxes, _, _) in IMAGES.items() for box in boxes]
-    return records + [{"file": "absent.png", "box": [0, 0, 10, 10]}, {"file": "s1.png", "box": [0, 0, 9, 9], "class": 1},
+    return records + [{"file": "absent.png", "box": [0, 0, 10, 10]},
+                      {"file": "s1.png", "box": [0, 0, 9, 9], "class": 1},
                       {"file": "m1.png", "box": [200, 200, 300, 300], "class": "Cat"}]  # class by name; outside
 
 
@@ -173,8 +175,8 @@ def test_review_views_on_a_small_store(monkeypatch, store, tmp_path):
     from tests.test_app import plotly_array
 
     at = _review_page(monkeypatch, store.parent, "Checkpoints")
-    assert at.multiselect(key="review_timeline_models").value == list(MODELS)
-    assert at.selectbox(key="review_timeline_image").value.startswith("s")  # s*.png moved in ckpt_c
+    assert at.multiselect(key="review_timeline_models:hand").value == list(MODELS)
+    assert at.selectbox(key="review_timeline_image:hand").value.startswith("s")  # s*.png moved in ckpt_c
     captions = [c for image in at.image for c in image.captions]
     assert len(captions) == 3 and all("strength (raw max) 2;" in c for c in captions)  # each panel states its strength
     histogram = json.loads(at.get("plotly_chart")[0].proto.spec)
@@ -185,7 +187,7 @@ def test_review_views_on_a_small_store(monkeypatch, store, tmp_path):
 
     (store / "boxes.json").write_text(json.dumps(boxes_json()))  # a boxes file in the store folder is listed
     at.radio(key="review_view").set_value("Localisation").run()
-    at.selectbox(key="review_boxes_pick").set_value("boxes.json").run()
+    at.selectbox(key="review_boxes_pick:hand").set_value("boxes.json").run()
     assert not at.exception and not at.error
     table = at.dataframe[0].value
     assert list(table["n"])[:4] == [12, 4, 4, 4] and list(table["pointing game"])[:2] == [0.75, 0.5]
@@ -202,8 +204,8 @@ def test_one_model_store_says_the_timeline_needs_checkpoints(monkeypatch, tmp_pa
 
 def test_a_bad_boxes_upload_is_one_plain_error(monkeypatch, store):
     at = _review_page(monkeypatch, store.parent, "Localisation")
-    at.selectbox(key="review_boxes_pick").set_value("an uploaded file").run()
+    at.selectbox(key="review_boxes_pick:hand").set_value("an uploaded file").run()
     assert any("Upload the boxes" in i.value for i in at.info)
-    at.file_uploader(key="review_boxes_upload").upload("boxes.json", b"{oops", "application/json").run()
+    at.file_uploader(key="review_boxes_upload:hand").upload("boxes.json", b"{oops", "application/json").run()
     assert [e.value for e in at.error] and "not valid JSON" in at.error[0].value
     assert not at.exception

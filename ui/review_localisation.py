@@ -30,8 +30,8 @@ def render(store: Path) -> None:
     if boxes is None:
         return
     left, right = st.columns(2)
-    model = left.selectbox("Model", [m["name"] for m in settings.get("models", [])], key=MODEL)
-    method = right.selectbox("Method", settings.get("methods", ["gradcam"]), key=METHOD)
+    model = left.selectbox("Model", [m["name"] for m in settings.get("models", [])], key=_key(MODEL, store))
+    method = right.selectbox("Method", settings.get("methods", ["gradcam"]), key=_key(METHOD, store))
     parts = tuple(p.name for p in committed(store, "maps"))
     report = cached_strata(str(store), parts, boxes, model, method)
     st.caption(f"{len(report.images)} images with boxes; {report.model}, {report.method} at {report.layer}. "
@@ -39,13 +39,13 @@ def render(store: Path) -> None:
                "95% intervals: percentile bootstrap (scipy.stats.bootstrap, 2000 resamples, seed 0); none below 2 "
                "images. After Saporta et al., Nature Machine Intelligence 2022.")
     if report.unmatched:
-        st.warning(f"{len(report.unmatched)} box groups have no map in the store or no usable box and are left out, e.g. "
-                   + " ".join(report.unmatched[:3]))
+        st.warning(f"{len(report.unmatched)} box groups have no map in the store or no usable box and are left "
+                   "out, e.g. " + " ".join(report.unmatched[:3]))
     st.dataframe([{"factor": FACTORS[c.factor], "stratum": c.stratum, "n": c.n,
                    "pointing game": c.pointing, "pointing 95% CI": _interval(c.pointing_low, c.pointing_high),
                    "energy": c.energy, "energy 95% CI": _interval(c.energy_low, c.energy_high)}
                   for c in report.cells], hide_index=True, width="stretch")
-    label = st.radio("Chart", list(MEASURES), horizontal=True, key=MEASURE)
+    label = st.radio("Chart", list(MEASURES), horizontal=True, key=_key(MEASURE, store))
     st.plotly_chart(_figure(report, MEASURES[label], label), width="stretch", key="review_localisation_chart")
 
 
@@ -53,14 +53,14 @@ def _boxes(store: Path) -> bytes | None:
     """The boxes JSON's bytes: uploaded, or a .json file in the store folder; None (with a sentence) if none."""
     local = sorted(p.name for p in store.glob("*.json") if p.name != RUN_FILE)
     choice = st.selectbox("Boxes (the evaluate CLI's JSON: file, box [x0, y0, x1, y1], class)",
-                          [UPLOADED] + local, key=PICK)
+                          [UPLOADED] + local, key=_key(PICK, store))
     if choice != UPLOADED:
         path = store / choice
         if path.stat().st_size > MAX_BOXES_BYTES:
             st.error(f"{choice} is larger than {MAX_BOXES_BYTES // 2**20} MB.")
             return None
         return path.read_bytes()
-    upload = st.file_uploader("Upload a boxes JSON", type=["json"], key=UPLOAD)
+    upload = st.file_uploader("Upload a boxes JSON", type=["json"], key=_key(UPLOAD, store))
     if upload is None:
         st.info('Upload the boxes of the store\'s images as JSON: [{"file": "tabby/0001.jpg", '
                 '"box": [x0, y0, x1, y1], "class": 281}, ...], "file" being the image_id (the path inside SOURCE).')
@@ -69,6 +69,11 @@ def _boxes(store: Path) -> bytes | None:
         st.error(f"The boxes file is larger than {MAX_BOXES_BYTES // 2**20} MB.")
         return None
     return upload.getvalue()
+
+
+def _key(name: str, store: Path) -> str:
+    """Widget keys per store: another store has other models, methods and boxes files."""
+    return f"{name}:{store.name}"
 
 
 def _interval(low: float, high: float) -> str:

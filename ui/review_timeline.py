@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import plotly.graph_objects as go
@@ -13,17 +14,18 @@ from explainers.render import colorize, overlay, upsample
 from explainers.review.timeline import TimelineReview, checkpoints, review_timeline
 from explainers.scale.store import committed, read_run
 
-METHOD, MODELS, IMAGE, SHARE, MEASURE = ("review_timeline_method", "review_timeline_models", "review_timeline_image",
-                                         "review_timeline_share", "review_timeline_measure")
+METHOD, LAYER, MODELS, IMAGE, SHARE, MEASURE = (
+    "review_timeline_method", "review_timeline_layer", "review_timeline_models", "review_timeline_image",
+    "review_timeline_share", "review_timeline_measure")
 MEASURES = {"SSIM": "ssim", "Rank correlation (Spearman)": "spearman"}
 PANEL = 192  # pixels per map panel
 
 
 @st.cache_data(max_entries=8, show_spinner="Measuring how the maps drift between checkpoints...")
-def cached_review(store: str, parts: tuple[str, ...], method: str, models: tuple[str, ...],
+def cached_review(store: str, parts: tuple[str, ...], method: str, layer: Optional[str], models: tuple[str, ...],
                   share: float) -> TimelineReview:
     """Keyed by the store and its committed part names: a run that adds parts recomputes."""
-    return review_timeline(store, method=method, models=list(models), share=share)
+    return review_timeline(store, method=method, layer=layer, models=list(models), share=share)
 
 
 def render(store: Path) -> None:
@@ -34,17 +36,20 @@ def render(store: Path) -> None:
                 f"({', '.join(names) or 'none'}). Make one with `python -m explainers run SOURCE --out STORE "
                 "--model ckpt_a --model ckpt_b --model ckpt_c` (manifest entries of one architecture).")
         return
-    methods = (read_run(store) or {}).get("settings", {}).get("methods", ["gradcam"])
+    settings = (read_run(store) or {}).get("settings", {})
+    layers = settings.get("models", [{}])[0].get("layers", [])
     left, middle, right = st.columns([1, 3, 1])
-    method = left.selectbox("Method", methods, key=METHOD)
+    method = left.selectbox("Method", settings.get("methods", ["gradcam"]), key=_key(METHOD, store))
+    layer = left.selectbox("Layer", layers, key=_key(LAYER, store)) if len(layers) > 1 else None
     models = middle.multiselect("Checkpoints, in order (run.json's order by default)", names, default=names,
-                                key=MODELS)
-    share = right.number_input("Flag the lowest share (first -> last SSIM)", 0.01, 1.0, 0.05, 0.01, key=SHARE)
+                                key=_key(MODELS, store))
+    share = right.number_input("Flag the lowest share (first -> last SSIM)", 0.01, 1.0, 0.05, 0.01,
+                               key=_key(SHARE, store))
     if len(models) < 2:
         st.info("Pick at least two checkpoints.")
         return
     parts = tuple(p.name for p in committed(store, "maps"))
-    review = cached_review(str(store), parts, method, tuple(models), float(share))
+    review = cached_review(str(store), parts, method, layer, tuple(models), float(share))
     timeline = review.timeline
     if not timeline.image_ids:
         st.info("No image has a map of one class in every checkpoint; run with `--targets true` or `both`.")
@@ -56,7 +61,7 @@ def render(store: Path) -> None:
                   if timeline.missing else "") + ". Maps upsampled to "
                f"{timeline.size} x {timeline.size} and scaled 0..1 each by its own min..max; SSIM with data_range 1.")
     _maps(store, review)
-    _distribution(review)
+    _distribution(store, review)
     _most_moved(review)
 
 
@@ -64,7 +69,7 @@ def _maps(store: Path, review: TimelineReview) -> None:
     timeline = review.timeline
     flagged = [m.image_id for m in review.flagged]
     options = flagged + [i for i in timeline.image_ids if i not in set(flagged)]  # most moved first
-    image_id = st.selectbox("Image (most moved first)", options, key=IMAGE)
+    image_id = st.selectbox("Image (most moved first)", options, key=_key(IMAGE, store))
     n = timeline.index(image_id)
     st.markdown(f"**{image_id}**, class {int(timeline.class_index[n])} ({timeline.class_source[n]} class)")
     image = _source_image(store, image_id)
@@ -81,8 +86,8 @@ def _maps(store: Path, review: TimelineReview) -> None:
     st.caption(" · ".join(cells))
 
 
-def _distribution(review: TimelineReview) -> None:
-    label = st.radio("Drift measure", list(MEASURES), horizontal=True, key=MEASURE)
+def _distribution(store: Path, review: TimelineReview) -> None:
+    label = st.radio("Drift measure", list(MEASURES), horizontal=True, key=_key(MEASURE, store))
     measure = MEASURES[label]
     figure = go.Figure()
     for drift in review.drifts:
@@ -98,6 +103,11 @@ def _distribution(review: TimelineReview) -> None:
         rows.append({"pair": drift.label, "5%": q[0.05], "25%": q[0.25], "median": q[0.5], "75%": q[0.75],
                      "95%": q[0.95], "undefined (constant map)": int(np.isnan(getattr(drift, measure)).sum())})
     st.dataframe(rows, hide_index=True, width="stretch")
+
+
+def _key(name: str, store: Path) -> str:
+    """Widget keys per store: another store has other checkpoints, images and methods."""
+    return f"{name}:{store.name}"
 
 
 def _most_moved(review: TimelineReview) -> None:
