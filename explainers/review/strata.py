@@ -234,7 +234,10 @@ def _map_for(rows: list[dict], class_ref: Optional[Any]) -> Optional[dict]:
 
 
 def _preprocessing(recorded: Optional[dict]) -> Optional[Preprocessing]:
-    """The run's recorded preprocessing (only its fit matters to ``on_grid``); None: squash."""
+    """The run's recorded preprocessing (only its fit matters to ``on_grid``); None: squash.
+
+    run.json does not record ``crop_pct``: a crop fit is redrawn with the default 0.875.
+    """
     if not recorded or recorded.get("fit", "squash") == "squash":
         return None
     return Preprocessing(input_size=tuple(recorded["input_size"]), mean=tuple(recorded["mean"]),
