@@ -196,28 +196,31 @@ def _pick_class(maps: dict[tuple[str, int], dict], names: tuple[str, ...], targe
     return None
 
 
-def pair_drift(timeline: Timeline, first: int, second: int) -> PairDrift:
-    """SSIM (skimage, data_range=1) and Spearman rank correlation of every image's two maps."""
+def pair_drift(timeline: Timeline, first: int, second: int, ranks: Optional[np.ndarray] = None) -> PairDrift:
+    """SSIM (skimage, data_range=1) and Spearman rank correlation of every image's two maps.
+
+    ``ranks``: ``standard_ranks(timeline)``, computed once for all pairs (ranking is the slow part).
+    """
     from skimage.metrics import structural_similarity
 
     a, b = timeline.maps[:, first], timeline.maps[:, second]  # (N, S, S)
     ssim = np.array([structural_similarity(x, y, data_range=1.0) for x, y in zip(a, b)], np.float64)
-    return PairDrift(timeline.models[first], timeline.models[second], ssim, _spearman_rows(a, b))
+    ranks = standard_ranks(timeline) if ranks is None else ranks
+    with np.errstate(invalid="ignore"):  # a constant map's ranks are NaN: its correlation is undefined
+        spearman = (ranks[:, first] * ranks[:, second]).mean(axis=1)
+    return PairDrift(timeline.models[first], timeline.models[second], ssim, spearman)
 
 
-def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise scipy.stats.spearmanr (average ranks for ties), vectorized: Pearson of the ranks."""
+def standard_ranks(timeline: Timeline) -> np.ndarray:
+    """(N, M, S*S) ranks of each map's pixels (average ranks for ties, as scipy.stats.spearmanr), centred
+    and scaled to unit variance: the mean of two maps' products is their Spearman correlation (Pearson of ranks)."""
     from scipy.stats import rankdata
 
-    if len(a) == 0:
-        return np.zeros(0)
-    ra = rankdata(a.reshape(len(a), -1), axis=1)
-    rb = rankdata(b.reshape(len(b), -1), axis=1)
-    ra -= ra.mean(axis=1, keepdims=True)
-    rb -= rb.mean(axis=1, keepdims=True)
-    denominator = np.sqrt((ra * ra).sum(axis=1) * (rb * rb).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 0, (ra * rb).sum(axis=1) / denominator, np.nan)
+    n, m = timeline.maps.shape[:2]
+    ranks = rankdata(timeline.maps.reshape(n, m, -1), axis=2)
+    ranks -= ranks.mean(axis=2, keepdims=True)
+    spread = ranks.std(axis=2, keepdims=True)
+    return ranks / np.where(spread > 0, spread, np.nan)  # NaN for a constant map
 
 
 def default_pairs(count: int) -> list[tuple[int, int]]:
@@ -249,7 +252,8 @@ def review_timeline(store: str | Path, method: Optional[str] = None, layer: Opti
                     share: float = DEFAULT_SHARE, threshold: Optional[float] = None) -> TimelineReview:
     """The timeline, the drift of every default pair, and the images flagged on first -> last."""
     timeline = load_timeline(store, method, layer, models, target, size)
-    drifts = [pair_drift(timeline, i, j) for i, j in default_pairs(len(timeline.models))]
+    ranks = standard_ranks(timeline)
+    drifts = [pair_drift(timeline, i, j, ranks) for i, j in default_pairs(len(timeline.models))]
     return TimelineReview(timeline, drifts, most_moved(timeline, drifts[-1], share, threshold))
 
 
