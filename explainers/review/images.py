@@ -52,12 +52,20 @@ def check_store(store: str | Path) -> Path:
     return folder
 
 
+def source_bytes(store: str | Path, image_id: str) -> bytes:
+    """The file of ``image_id`` from the run's SOURCE (never outside it).
+
+    Raises:
+        SourceMissing: the file is gone, or lies outside SOURCE.
+    """
+    return _read(Path(run_source(store)), image_id)
+
+
 def source_image(store: str | Path, image_id: str, sha256: Optional[str] = None) -> SourceImage:
     """Read the original of ``image_id`` from the run's SOURCE (never outside it)."""
-    source = Path(run_source(store))
     try:
-        data = _read(source, image_id)
-    except _Missing as missing:
+        data = source_bytes(store, image_id)
+    except SourceMissing as missing:
         return SourceImage(None, str(missing))
     try:
         image = load_image(data)
@@ -66,8 +74,8 @@ def source_image(store: str | Path, image_id: str, sha256: Optional[str] = None)
     return SourceImage(image, "", sha256 is not None and image_sha256(image) != sha256)
 
 
-class _Missing(Exception):
-    pass
+class SourceMissing(ExplainerError):
+    """The original of a stored image cannot be read from the run's SOURCE (gone, or outside it)."""
 
 
 def _read(source: Path, image_id: str) -> bytes:
@@ -76,16 +84,16 @@ def _read(source: Path, image_id: str) -> bytes:
         root = source.resolve()
         path = root / image_id
         if path.is_symlink() or not path.resolve().is_relative_to(root):
-            raise _Missing(f"{image_id} lies outside the run's SOURCE; it is not read.")
+            raise SourceMissing(f"{image_id} lies outside the run's SOURCE; it is not read.")
         if not path.is_file():
-            raise _Missing(gone + ".")
+            raise SourceMissing(gone + ".")
         return path.read_bytes()
     if source.is_file() and zipfile.is_zipfile(source):
         from ..scale.sources import list_source  # the zip's members as the run named them
 
         ref = next((r for r in list_source(source) if r.image_id == image_id), None)
         if ref is None:
-            raise _Missing(gone + ".")
+            raise SourceMissing(gone + ".")
         return ref.read()
     if source.is_file():  # a listing: its files, if they lie in the listing's folder
         from ..scale.sources import list_source
@@ -93,11 +101,11 @@ def _read(source: Path, image_id: str) -> bytes:
         root = source.parent.resolve()
         ref = next((r for r in list_source(source) if r.image_id == image_id), None)
         if ref is None or not Path(ref.location).is_file():
-            raise _Missing(gone + ".")
+            raise SourceMissing(gone + ".")
         if not Path(ref.location).resolve().is_relative_to(root):
-            raise _Missing(f"{image_id} lies outside the listing's folder; it is not read.")
+            raise SourceMissing(f"{image_id} lies outside the listing's folder; it is not read.")
         return Path(ref.location).read_bytes()
-    raise _Missing(gone + ".")
+    raise SourceMissing(gone + ".")
 
 
 def stored_map(raw: bytes, shape: Sequence[int], scale: float) -> np.ndarray:
