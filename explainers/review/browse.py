@@ -178,7 +178,8 @@ def _where(f: Filter) -> tuple[str, list]:
     if f.verdict is not None and f.verdict not in (*VERDICTS, NO_VERDICT):
         raise BrowseError(f"Unknown verdict {f.verdict!r}: use one of {', '.join(VERDICTS)} or {NO_VERDICT!r}.")
     low, high = (float(v) for v in f.probability)
-    clauses, params = ["p.probability BETWEEN ? AND ?"], [low, high]
+    # the store keeps float32: compare in float32, so a slider's 0.6 includes a stored 0.6
+    clauses, params = ["p.probability BETWEEN CAST(? AS REAL) AND CAST(? AS REAL)"], [low, high]
     for column, value in (("p.true_name", f.true_class), ("p.predicted_name", f.predicted_class),
                           ("m.method", f.method), ("m.model", f.model)):
         if value is not None:
