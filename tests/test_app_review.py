@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 from explainers.review import verdicts  # noqa: E402
 from explainers.scale.query import query  # noqa: E402
 from tests.review_store import STORE_NAME, make_review_store  # noqa: E402
-from ui import state  # noqa: E402
+from ui import report, state  # noqa: E402
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -93,8 +93,11 @@ def test_a_verdict_needs_a_name_then_shows_as_a_badge(review, stores):
     assert {c.value.split(" · ")[0] for c in at.caption if " · predicted " in c.value} == {"espresso/coffee.jpg"}
 
 
-def test_open_on_compare_selects_the_image_model_and_class(review, stores):
+def test_open_on_compare_selects_the_image_model_and_class(review, stores, monkeypatch):
     at = review
+    verdicts.record(stores / STORE_NAME, "tabby/cat.jpg", "efficientnet_lite0", "evidence right", "the ears", "Cy")
+    built: dict[str, bytes] = {}  # the Compare page's reviewer report, built at once instead of on a click
+    monkeypatch.setattr(report, "button", lambda where, build, key, *a, **k: built.__setitem__(key, build()))
     at.selectbox(key="review_true").set_value("tabby").run()
     at.selectbox(key="review_method").set_value("gradcam").run()
     at.radio(key="review_target").set_value("true").run()  # the tabby map (the model predicts another cat)
@@ -109,8 +112,11 @@ def test_open_on_compare_selects_the_image_model_and_class(review, stores):
     captions = tile_captions(at)
     assert any(c.startswith("As uploaded: tabby/cat.jpg") for c in captions)
     assert any(c.startswith("Grad-CAM · tabby @ bn2 · ") for c in captions)  # the stored map's class and layer
+    html = built["compare_dl_report"].decode()
+    assert "<h2>Reviewer verdicts</h2>" in html and "the ears" in html and "evidence right" in html
 
     at.sidebar.radio(key=state.SOURCE).set_value("Gallery")  # back to the sample gallery
     at.switch_page("pages/compare.py").run()  # AppTest reruns the page it last switched to itself
     assert_clean(at)
     assert any(c.startswith("As uploaded: cat.jpg") for c in tile_captions(at))
+    assert "Reviewer verdicts" not in built["compare_dl_report"].decode()  # a sample image has no verdicts

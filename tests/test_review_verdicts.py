@@ -62,3 +62,20 @@ def test_refused_verdicts_say_why(tmp_path):
     with pytest.raises(verdicts.VerdictError, match="Enter your name"):
         verdicts.record(tmp_path, "cat.jpg", "m", "unsure", "", "  ")
     assert verdicts.history(tmp_path) == []
+
+
+def test_the_reviewer_report_lists_the_images_verdicts_latest_first(tmp_path, lite0, cat_image):
+    from explainers.pipeline import explain, predict
+    from explainers.report import build_report
+
+    verdicts.record(tmp_path, "tabby/cat.jpg", lite0.name, "unsure", "", "Ada")
+    verdicts.record(tmp_path, "tabby/cat.jpg", lite0.name, "spurious evidence", "<b>the sofa</b>", "Bo")
+    given = [{"time": v.time, "reviewer": v.reviewer, "verdict": v.verdict, "note": v.note}
+             for v in verdicts.history(tmp_path, "tabby/cat.jpg", lite0.name)]
+    results = explain(lite0, cat_image, ["gradcam"]).results
+    page = build_report(lite0, cat_image, results, predict(lite0, cat_image), verdicts=given).html
+    section = page.split("<h2>Reviewer verdicts</h2>")[1].split("<h2>")[0]
+    assert "Latest: <b>spurious evidence</b>" in section
+    assert section.index("Bo") < section.index("Ada")  # the latest first
+    assert "&lt;b&gt;the sofa&lt;/b&gt;" in section  # a note is text, never markup
+    assert "Reviewer verdicts" not in build_report(lite0, cat_image, results, predict(lite0, cat_image)).html

@@ -11,6 +11,7 @@ from explainers.errors import ExplainerError
 from explainers.methods.catalog import picker_options
 from explainers.review.browse import GalleryRow
 from explainers.review.images import check_store, source_bytes
+from explainers.review.verdicts import history
 
 from . import loaders, state
 
@@ -61,3 +62,12 @@ def opened_from_store() -> Optional[state.StoreImage]:
     """The store image the sidebar shows now, or None (another source is chosen)."""
     session = st.session_state
     return session.get(state.STORE_IMAGE) if session.get(state.SOURCE) == state.STORE_SOURCE else None
+
+
+def verdicts_for_report(model_name: str) -> list[dict[str, str]]:
+    """The verdicts on the sidebar's store image with this model (oldest first); none for other images."""
+    opened = opened_from_store()
+    if opened is None or opened.model != model_name:
+        return []
+    return [{"time": v.time, "reviewer": v.reviewer, "verdict": v.verdict, "note": v.note}
+            for v in history(check_store(opened.store), opened.image_id, opened.model)]
