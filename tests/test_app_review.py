@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from explainers.review import verdicts  # noqa: E402
+from explainers.review import browse, verdicts  # noqa: E402
 from explainers.scale.query import query  # noqa: E402
 from tests.review_store import STORE_NAME, make_review_store  # noqa: E402
 from ui import report, state  # noqa: E402
@@ -70,6 +70,15 @@ def test_filter_and_page_show_the_stores_maps(review, stores):
     at.number_input(key="review_page").set_value(2).run()
     assert count_caption(at).startswith(f"{total} maps match · page 2 of 2")
     assert len(tile_captions(at)) == total - 12
+
+    at.number_input(key="review_page").set_value(1)
+    at.selectbox(key="review_method").set_value("gradcam")
+    at.selectbox(key="review_sort").set_value("disagreement").run()
+    assert_clean(at)
+    expected = sorted((v for v in browse.disagreements(store).column("disagreement").to_pylist() if v is not None),
+                      reverse=True)
+    shown = [float(c.split(" · disagreement ")[1]) for c in tile_captions(at)]
+    assert shown == pytest.approx(expected, abs=0.006)  # one per (image, class): Grad-CAM vs EigenCAM
 
 
 def test_a_verdict_needs_a_name_then_shows_as_a_badge(review, stores):

@@ -16,6 +16,7 @@ from . import review_filters, review_open, state
 COLUMNS, ROWS = 4, 3
 BADGES = {"evidence right": "green", "spurious evidence": "red", "unsure": "orange"}
 FLASH = "review_flash"  # the last "recorded" message, shown once
+SORT_VALUES = {"disagreement": "disagreement", "outside": "outside the box"}  # sort values not in the caption yet
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -46,7 +47,7 @@ def render(store: Path) -> None:
     for start in range(0, len(shown.rows), COLUMNS):
         for column, row in zip(st.columns(COLUMNS), shown.rows[start:start + COLUMNS]):
             with column:
-                _tile(folder, row, opacity, colormap)
+                _tile(folder, row, opacity, colormap, SORT_VALUES.get(sort))
     _verdict_form(folder, shown.rows, reviewer)
 
 
@@ -65,10 +66,11 @@ def _method_name(key: str) -> str:
         return key
 
 
-def _tile(store: Path, row: browse.GalleryRow, opacity: float, colormap: str) -> None:
+def _tile(store: Path, row: browse.GalleryRow, opacity: float, colormap: str, sorted_by: str | None) -> None:
     got = original(str(store), row.image_id, row.image_sha256)
     picture = draw(row.raw_map(), got.image, (row.width, row.height), opacity, colormap)
-    value = "" if row.sort_value is None or isinstance(row.sort_value, str) else f" · sort {row.sort_value:.3g}"
+    value = "" if sorted_by is None else \
+        f" · {sorted_by} " + ("n/a" if row.sort_value is None else f"{row.sort_value:.2f}")
     st.image(picture, width="stretch",
              caption=f"{_method_name(row.method)} · {row.class_name} · p {row.probability:.2f} · "
                      f"own scale, raw max {row.max:.3g}{value}")
