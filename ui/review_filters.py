@@ -1,7 +1,6 @@
 """The Gallery view's filter and sort controls (keys ``review_*``) and its cached store queries."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -33,7 +32,7 @@ def disagreements(store: str, parts: tuple[str, ...]) -> pa.Table:
 
 @st.cache_data(show_spinner="Measuring the maps outside the boxes…", max_entries=8)
 def outside(store: str, parts: tuple[str, ...], boxes_json: str) -> pa.Table:
-    return browse.outside_mass(store, browse.parse_boxes(json.loads(boxes_json)))
+    return browse.outside_mass(store, browse.boxes_from_json(boxes_json))
 
 
 def controls(store: Path) -> tuple[browse.Filter, str, Optional[str]]:

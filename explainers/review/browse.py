@@ -249,9 +249,18 @@ def read_boxes(path: str | Path) -> dict[str, list[list[float]]]:
         BrowseError: unreadable JSON, or a record without "file" and a four-number "box".
     """
     try:
-        records = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as error:
+        text = Path(path).read_text()
+    except OSError as error:
         raise BrowseError(f"Cannot read the boxes file {Path(path).name!r}: {error}.") from None
+    return boxes_from_json(text)
+
+
+def boxes_from_json(text: str) -> dict[str, list[list[float]]]:
+    """A boxes file's text as {file: [box, ...]} (see ``parse_boxes``)."""
+    try:
+        records = json.loads(text)
+    except ValueError as error:
+        raise BrowseError(f"The boxes file is not valid JSON: {error}.") from None
     return parse_boxes(records)
 
 
