@@ -1,6 +1,7 @@
 """The Gallery view's filter and sort controls (keys ``review_*``) and its cached store queries."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -10,6 +11,8 @@ import streamlit as st
 from explainers.review import browse
 from explainers.review.verdicts import VERDICTS
 from explainers.scale.store import committed
+
+from . import state
 
 ANY = "any"
 PAGE = "review_page"
@@ -35,14 +38,20 @@ def outside(store: str, parts: tuple[str, ...], boxes_json: str) -> pa.Table:
     return browse.outside_mass(store, browse.boxes_from_json(boxes_json))
 
 
-def controls(store: Path) -> tuple[browse.Filter, str, Optional[str]]:
-    """The filter, the sort key and the boxes JSON text (None when no boxes file was given)."""
+@dataclass(frozen=True)
+class Controls:
+    filter: browse.Filter
+    sort: str  # a key of browse.SORTS
+    boxes_json: Optional[str]  # the boxes file's text, None when none was given
+    page_number: int  # from 0
+    opacity: float
+    colormap: str
+
+
+def controls(store: Path) -> Controls:
+    """The filters (an expander), then one row: sort, page, opacity and colormap (the Compare pages' state)."""
     options = choices(str(store), signature(store))
-    boxes = st.file_uploader("Boxes (optional, the evaluate CLI's JSON)", type=["json"], key="review_boxes",
-                             help='[{"file": "class/image.jpg", "box": [x0, y0, x1, y1]}, ...]: '
-                                  "adds the sort by map mass outside the object.")
-    boxes_json = boxes.getvalue().decode("utf-8", "replace") if boxes is not None else None
-    with st.expander("Filters and sort", expanded=True):
+    with st.expander("Filters", expanded=True):
         one, two, three, four = st.columns(4)
         model = one.selectbox("Model", [ANY, *options["models"]], key="review_model") \
             if len(options["models"]) > 1 else None
@@ -54,13 +63,21 @@ def controls(store: Path) -> tuple[browse.Filter, str, Optional[str]]:
                              format_func={"any": "any class", "predicted": "predicted", "true": "true class"}.get)
         probability = four.slider("Top-1 probability", 0.0, 1.0, (0.0, 1.0), step=0.01, key="review_probability")
         verdict = four.selectbox("Verdict", [ANY, browse.NO_VERDICT, *VERDICTS], key="review_verdict_filter")
-        sorts = [k for k in browse.SORTS if k != "outside" or boxes_json is not None]
-        if st.session_state.get("review_sort") not in sorts:  # e.g. the boxes file was removed
-            st.session_state["review_sort"] = sorts[0]
-        sort = st.selectbox("Sort", sorts, key="review_sort", format_func=lambda k: browse.SORTS[k][0])
+        boxes = st.file_uploader("Boxes (optional, the evaluate CLI's JSON)", type=["json"], key="review_boxes",
+                                 help='[{"file": "class/image.jpg", "box": [x0, y0, x1, y1]}, ...]: '
+                                      "adds the sort by map mass outside the object.")
+    boxes_json = boxes.getvalue().decode("utf-8", "replace") if boxes is not None else None
+    sorts = [k for k in browse.SORTS if k != "outside" or boxes_json is not None]
+    if st.session_state.get("review_sort") not in sorts:  # e.g. the boxes file was removed
+        st.session_state["review_sort"] = sorts[0]
+    sort_column, page_column, opacity_column, colormap_column = st.columns([3, 1, 2, 2])
+    sort = sort_column.selectbox("Sort", sorts, key="review_sort", format_func=lambda k: browse.SORTS[k][0])
+    number = page_column.number_input("Page", min_value=1, step=1, key=PAGE)
+    opacity = opacity_column.slider("Overlay opacity", 0.0, 1.0, step=0.05, key=state.OPACITY)
+    colormap = colormap_column.selectbox("Colormap", state.COLORMAPS, key=state.COLORMAP)
     chosen = browse.Filter(
         true_class=None if true_class == ANY else true_class,
         predicted_class=None if predicted == ANY else predicted, correct=correct,
         probability=(float(probability[0]), float(probability[1])), method=None if method == ANY else method,
         model=None if model in (None, ANY) else model, target=target, verdict=None if verdict == ANY else verdict)
-    return chosen, sort, boxes_json
+    return Controls(chosen, sort, boxes_json, int(number) - 1, float(opacity), str(colormap))

@@ -33,30 +33,21 @@ def render(store: Path) -> None:
     folder = check_store(store)  # only stores under CAMSCOPE_STORES_DIR
     reviewer = st.sidebar.text_input("Reviewer name", key=state.REVIEWER,
                                      help="Recorded with each verdict you give on the Review page.")
-    chosen, sort, boxes_json = review_filters.controls(folder)
-    parts = review_filters.signature(folder)
+    picked = review_filters.controls(folder)
+    parts, sort = review_filters.signature(folder), picked.sort
     disagreement = review_filters.disagreements(str(folder), parts) if sort == "disagreement" else None
-    outside = review_filters.outside(str(folder), parts, boxes_json) if boxes_json is not None else None
-    number = st.number_input("Page", min_value=1, step=1, key=review_filters.PAGE)
-    shown = browse.page(folder, chosen, sort, int(number) - 1, COLUMNS * ROWS, disagreement, outside)
+    outside = review_filters.outside(str(folder), parts, picked.boxes_json) if picked.boxes_json else None
+    shown = browse.page(folder, picked.filter, sort, picked.page_number, COLUMNS * ROWS, disagreement, outside)
     st.caption(f"{shown.total} maps match · page {shown.page_number + 1} of {shown.pages} · "
                f"{browse.SORTS[sort][0].lower()}")
     if not shown.rows:
         st.info("No stored map matches these filters.")
-    opacity, colormap = _rendering()
+    opacity, colormap = picked.opacity, picked.colormap
     for start in range(0, len(shown.rows), COLUMNS):
         for column, row in zip(st.columns(COLUMNS), shown.rows[start:start + COLUMNS]):
             with column:
                 _tile(folder, row, opacity, colormap, SORT_VALUES.get(sort))
     _verdict_form(folder, shown.rows, reviewer)
-
-
-def _rendering() -> tuple[float, str]:
-    """Opacity and colormap, the same state as the Compare pages' sliders."""
-    left, right = st.columns(2)
-    opacity = left.slider("Overlay opacity", 0.0, 1.0, step=0.05, key=state.OPACITY)
-    colormap = right.selectbox("Colormap", state.COLORMAPS, key=state.COLORMAP)
-    return float(opacity), str(colormap)
 
 
 def _method_name(key: str) -> str:
