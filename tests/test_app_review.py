@@ -2,6 +2,8 @@
 record a verdict, see its badge, open an image on Compare."""
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -104,6 +106,7 @@ def test_a_verdict_needs_a_name_then_shows_as_a_badge(review, stores):
 
 def test_open_on_compare_selects_the_image_model_and_class(review, stores, monkeypatch):
     at = review
+    at.session_state[state.FIT] = "letterbox"  # the run squashed: opening the image brings its fit back
     verdicts.record(stores / STORE_NAME, "tabby/cat.jpg", "efficientnet_lite0", "evidence right", "the ears", "Cy")
     built: dict[str, bytes] = {}  # the Compare page's reviewer report, built at once instead of on a click
     monkeypatch.setattr(report, "button", lambda where, build, key, *a, **k: built.__setitem__(key, build()))
@@ -117,6 +120,7 @@ def test_open_on_compare_selects_the_image_model_and_class(review, stores, monke
     assert_clean(at)
     assert at.title[0].value == "Compare CAM methods"
     assert at.session_state[state.SOURCE] == state.STORE_SOURCE
+    assert at.session_state[state.FIT] == "squash"
     assert any("tabby/cat.jpg" in c.value and "From the store" in c.value for c in at.sidebar.caption)
     captions = tile_captions(at)
     assert any(c.startswith("As uploaded: tabby/cat.jpg") for c in captions)
@@ -129,3 +133,19 @@ def test_open_on_compare_selects_the_image_model_and_class(review, stores, monke
     assert_clean(at)
     assert any(c.startswith("As uploaded: cat.jpg") for c in tile_captions(at))
     assert "Reviewer verdicts" not in built["compare_dl_report"].decode()  # a sample image has no verdicts
+
+
+def test_a_map_whose_original_is_gone_is_drawn_alone_with_a_sentence(stores, tmp_path, monkeypatch):
+    moved = tmp_path / "stores"
+    shutil.copytree(stores / STORE_NAME, moved / "moved", ignore=shutil.ignore_patterns("reviews.sqlite*"))
+    run = json.loads((moved / "moved" / "run.json").read_text())
+    (moved / "moved" / "run.json").write_text(json.dumps({**run, "source": str(tmp_path / "gone")}))
+    monkeypatch.setenv("CAMSCOPE_STORES_DIR", str(moved))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state[state.METHODS] = ["gradcam"]
+    at.run()
+    at.switch_page("pages/review.py").run()
+    assert_clean(at)
+    assert len(tile_captions(at)) == 12  # every map is still drawn
+    alone = [c.value for c in at.caption if c.value.startswith("The map alone: ")]
+    assert len(alone) == 12 and "is not at the run's SOURCE" in alone[0]

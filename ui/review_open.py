@@ -8,10 +8,12 @@ import streamlit as st
 from PIL import Image
 
 from explainers.errors import ExplainerError
+from explainers.fit import FITS
 from explainers.methods.catalog import picker_options
 from explainers.review.browse import GalleryRow
 from explainers.review.images import check_store, source_bytes
 from explainers.review.verdicts import history
+from explainers.scale.store import read_run
 
 from . import loaders, state
 
@@ -31,9 +33,19 @@ def choose(store: Path, row: GalleryRow) -> None:
         session[state.LAYER], session[state.LAYER_MODEL] = row.layer, row.model
         session[state.CLASS_CONTEXT] = (row.model, row.image_sha256)  # the class picker keeps this class
         session[state.CLASS_INDEX] = session[state.CLASS_SELECT] = int(row.class_index)
+        fit = run_fit(store, row.model)
+        if fit in FITS:  # the maps on Compare are made as the run made them
+            session[state.FIT] = fit
     methods = list(session.get(state.METHODS) or [])
     if row.method in picker_options(slow=False, layers=1) and row.method not in methods:
         session[state.METHODS] = [row.method, *methods]
+
+
+def run_fit(store: Path, model: str) -> Optional[str]:
+    """How the run fitted images to ``model``'s input (run.json), or None when it does not say."""
+    settings = (read_run(store) or {}).get("settings", {})
+    return next((m.get("preprocessing", {}).get("fit") for m in settings.get("models", []) if m.get("name") == model),
+                None)
 
 
 def open_button(store: Path, row: GalleryRow, key: str) -> None:
