@@ -29,8 +29,13 @@ def test_two_writers_at_once_lose_no_verdict(tmp_path):
     for writer in writers:
         writer.start()
     start.set()
-    for writer in writers:
-        writer.join(timeout=240)
+    try:
+        for writer in writers:
+            writer.join(timeout=240)
+    finally:
+        for writer in writers:  # a writer still running after the wait is stopped, never left behind
+            if writer.is_alive():
+                writer.terminate()
     assert [w.exitcode for w in writers] == [0, 0]
     assert errors.empty(), errors.get()
     kept = verdicts.history(tmp_path)
