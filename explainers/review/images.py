@@ -124,7 +124,7 @@ def draw(raw_map: np.ndarray, image: Optional[Image.Image], size: tuple[int, int
     width, height = size
     factor = min(1.0, side / max(width, height))
     w, h = max(1, round(width * factor)), max(1, round(height * factor))
-    cam = on_grid(raw_map, w, h)  # squash: the fit of runs (run.json "fit")
+    cam = on_grid(raw_map, w, h)  # over the whole image, as the default "squash" fit (the gallery says when not)
     if image is None:
         return overlay(np.full((h, w, 3), 255, np.uint8), cam, 1.0, colormap)
     return overlay(image.resize((w, h), Image.Resampling.BILINEAR), cam, opacity, colormap)
