@@ -69,7 +69,7 @@ def _tile(store: Path, row: browse.GalleryRow, opacity: float, colormap: str, so
     st.caption(f"{row.image_id} · predicted {row.predicted_name} ({row.predicted_probability:.0%}) · {truth}")
     fit = review_open.run_fit(store, row.model)
     if fit not in (None, "squash"):  # maps are drawn over the whole image (squash) here
-        st.caption(f"Drawn over the whole image; the run fitted images by {fit}: open on Compare for the exact placement.")
+        st.caption(f"Drawn over the whole image; the run fitted images by {fit} (Compare places it exactly).")
     if got.image is None:
         st.caption(f"The map alone: {got.problem}")
     elif got.changed:

@@ -72,7 +72,7 @@ def record(store: str | Path, image_id: str, model: str, verdict: str, note: str
     when = datetime.now(timezone.utc).isoformat()
     con = connect(store)
     try:
-        con.execute("BEGIN IMMEDIATE")  # takes the write lock now (waits up to BUSY_MS), so the insert cannot fail mid-way
+        con.execute("BEGIN IMMEDIATE")  # the write lock now (waiting up to BUSY_MS): the insert cannot meet a lock
         cursor = con.execute("INSERT INTO verdicts (image_id, model, verdict, note, reviewer, time) "
                              "VALUES (?, ?, ?, ?, ?, ?)", (image_id, model, verdict, note or "", reviewer, when))
         con.execute("COMMIT")
