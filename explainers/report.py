@@ -78,7 +78,8 @@ def report_settings(model: LoadedModel, results: Sequence[CamResult], versions: 
 def build_report(model: LoadedModel, image: Image.Image, results: Sequence[CamResult],
                  predictions: Sequence[Prediction], *, image_name: str = "",
                  metrics: Optional[Mapping[str, object]] = None, colormap: str = "jet",
-                 opacity: float = 0.5, shared_scale: bool = False) -> Report:
+                 opacity: float = 0.5, shared_scale: bool = False,
+                 verdicts: Sequence[Mapping[str, str]] = ()) -> Report:
     """Build the report for maps already computed.
 
     Args:
@@ -91,6 +92,8 @@ def build_report(model: LoadedModel, image: Image.Image, results: Sequence[CamRe
         colormap, opacity: how the overlays are drawn.
         shared_scale: draw the class maps on one shared range (as the app's toggle does), so a
             weaker map looks weaker; contrast maps keep their own range.
+        verdicts: reviewers' verdicts on this image of a store (``explainers.review.verdicts``), oldest
+            first, each {"time", "reviewer", "verdict", "note"}; a "Reviewer verdicts" section when given.
 
     Returns:
         Report with the HTML, ``input_sha256`` and one hash per map.
@@ -130,6 +133,7 @@ def build_report(model: LoadedModel, image: Image.Image, results: Sequence[CamRe
         "<h2>Maps</h2><div class=grid>" + "".join(cells) + "</div>",
         "<h2>Metrics</h2>" + (_table(("metric", "value"), rows_metrics) if rows_metrics
                               else "<p class=muted>No metrics were computed for this report.</p>"),
+        *([_verdicts_section(verdicts)] if verdicts else []),
         "<h2>Settings</h2>" + _table(("setting", "value"), rows_settings),
         "<h2>Map hashes</h2><p class=muted>sha256 of each raw map (float32, layer resolution); "
         "regenerating with the same settings gives the same hashes.</p>" + _table(("map", "sha256"), rows_maps),
@@ -137,6 +141,14 @@ def build_report(model: LoadedModel, image: Image.Image, results: Sequence[CamRe
     ])
     page = _PAGE.format(title=_e(f"CAMscope report · {image_name}"), body=body)
     return Report(page, input_sha, hashes, settings)
+
+
+def _verdicts_section(verdicts: Sequence[Mapping[str, str]]) -> str:
+    """The store's reviewer verdicts on this image, the latest first (it is the image's verdict)."""
+    rows = [(v.get("time", ""), v.get("reviewer", ""), v.get("verdict", ""), v.get("note", ""))
+            for v in reversed(list(verdicts))]
+    return ("<h2>Reviewer verdicts</h2><p>Latest: <b>" + _e(rows[0][2]) + "</b></p>"
+            + _table(("time (UTC)", "reviewer", "verdict", "note"), rows))
 
 
 def _reference_note(result: CamResult) -> str:

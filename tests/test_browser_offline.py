@@ -11,7 +11,7 @@ from tests.streamlit_server import CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM, ROOT, r
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM)
 PAGE_TITLES = ["Compare methods", "Compare classes", "Compare layers", "Compare models", "Dataset confusion",
-               "Evaluate", "Layers & model"]
+               "Evaluate", "Review a store", "Layers & model"]
 
 
 def test_every_page_asks_only_the_apps_own_host(tmp_path):

@@ -29,8 +29,11 @@ def report_bytes(model: LoadedModel, image: Image.Image, image_name: str, result
                  metrics: Optional[Mapping[str, object]] = None) -> bytes:
     """The report (explainers.report) of ``results`` as UTF-8 HTML; fills in maps kept at layer size only."""
     full = [r if r.map.size else loaders.with_map(r, image, model.preprocessing) for r in results]
+    from .review_open import verdicts_for_report  # the image's verdicts when it came from a store
+
     report = build_report(model, image, full, predict(model, image, k=5), image_name=image_name,
-                          metrics=metrics, colormap=colormap, opacity=opacity, shared_scale=shared)
+                          metrics=metrics, colormap=colormap, opacity=opacity, shared_scale=shared,
+                          verdicts=verdicts_for_report(model.name))
     return report.html.encode("utf-8")
 
 

@@ -26,6 +26,7 @@ GALLERY: dict[str, str] = {  # title -> file in assets/samples (licences in asse
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif", "dcm", "dicom"]
 DEFAULT_MODEL = "efficientnet_lite0"
 SOURCES = ["Gallery", "Upload", "Camera"]
+STORE_SOURCE = "Store"  # a fourth source, offered once an image was opened from the Review page
 
 # Sidebar widgets (rendered on every run by app.py, so they survive page switches).
 SOURCE = "sidebar_source"
@@ -34,6 +35,8 @@ UPLOAD = "sidebar_upload"
 CAMERA = "sidebar_camera"
 MODEL = "sidebar_model"
 FIT = "sidebar_fit"  # how a non-square image meets the model's input (explainers.fit)
+STORE_IMAGE = "sidebar_store_image"  # the StoreImage opened on Compare from the Review page
+REVIEWER = "sidebar_reviewer"  # the reviewer's name, recorded with each verdict
 
 # Compare page widgets.
 CLASS_SELECT = "compare_class_select"
@@ -63,7 +66,7 @@ DEFAULTS: dict[str, object] = {
 # Page widgets whose value must survive a visit to another page (Streamlit drops
 # the state of widgets that were not drawn in a run unless it is re-assigned).
 PERSISTENT = [CLASS_SELECT, CLASS_INDEX, LAYER, LAYER_EVERY, METHODS, SLOW_ON, SLOW_METHODS, OPACITY,
-              COLORMAP, SHARED_SCALE, FOCUS, AUG_SMOOTH, EIGEN_SMOOTH]
+              COLORMAP, SHARED_SCALE, FOCUS, AUG_SMOOTH, EIGEN_SMOOTH, REVIEWER]
 SELECTION = "_selection"
 
 
@@ -75,6 +78,15 @@ class Selection:
     image_sha256: str = ""
     image_name: str = ""
     model: Optional[LoadedModel] = None
+
+
+@dataclass(frozen=True)
+class StoreImage:
+    """An image of a CAM store, opened from the Review page: the store folder, the image and its model."""
+
+    store: str
+    image_id: str
+    model: str
 
 
 def init_state() -> None:

@@ -36,7 +36,14 @@ def image_picker(errors: list[str]) -> tuple[Optional[Image.Image], str, str]:
 
 
 def _picked_image(errors: list[str]) -> tuple[Optional[Image.Image], str, str]:
-    source = st.radio("Image source", state.SOURCES, key=state.SOURCE, horizontal=True)
+    sources = state.SOURCES + ([state.STORE_SOURCE] if st.session_state.get(state.STORE_IMAGE) else [])
+    if st.session_state.get(state.SOURCE) not in sources:
+        st.session_state[state.SOURCE] = state.SOURCES[0]
+    source = st.radio("Image source", sources, key=state.SOURCE, horizontal=True)
+    if source == state.STORE_SOURCE:
+        from .review_open import store_image  # the image the Review page opened
+
+        return store_image(errors)
     if source == "Gallery":
         title = st.selectbox("Sample image", list(state.GALLERY), key=state.GALLERY_CHOICE)
         name = state.GALLERY[title]

@@ -1,6 +1,6 @@
 """Time the Review page's checkpoint timeline and localisation strata on a synthetic store.
 
-    python bench/bench_review.py --images 5000 --checkpoints 3
+    python bench/bench_review_checkpoints.py --images 5000 --checkpoints 3
 
 Writes a store of random 7 x 7 maps (ResNet's layer4 grid) for N images x M checkpoints in a temp
 folder, then times ``review_timeline`` (read, decode, upsample to 32 x 32, SSIM and rank correlation

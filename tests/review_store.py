@@ -1,0 +1,26 @@
+"""A real small CAM store for the Review page tests: four sample photos in ImageNet class folders, explained
+by the embedded model with ``python -m explainers run`` (Grad-CAM and EigenCAM, predicted and true class)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = {"tabby/cat.jpg": "cat.jpg", "espresso/coffee.jpg": "coffee.jpg",
+           "space_shuttle/rocket.jpg": "rocket.jpg", "space_shuttle/astronaut.jpg": "astronaut.jpg"}
+STORE_NAME = "samples"
+
+
+def make_review_store(folder: Path) -> Path:
+    """SOURCE at folder/source, the store at folder/stores/samples; returns the stores folder."""
+    for image_id, sample in SAMPLES.items():
+        (folder / "source" / image_id).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / "assets" / "samples" / sample, folder / "source" / image_id)
+    stores = folder / "stores"
+    subprocess.run([sys.executable, "-m", "explainers", "run", str(folder / "source"), "--out",
+                    str(stores / STORE_NAME), "--method", "gradcam", "eigencam", "--targets", "both", "--quiet"],
+                   cwd=ROOT, check=True, timeout=600, env={**os.environ, "CAMSCOPE_DEVICE": "cpu"})
+    return stores
