@@ -24,3 +24,22 @@ def make_review_store(folder: Path) -> Path:
                     str(stores / STORE_NAME), "--method", "gradcam", "eigencam", "--targets", "both", "--quiet"],
                    cwd=ROOT, check=True, timeout=600, env={**os.environ, "CAMSCOPE_DEVICE": "cpu"})
     return stores
+
+
+def open_review(monkeypatch, stores: Path, view: str = "Gallery", methods: tuple[str, ...] = ("gradcam",),
+                timeout: float = 180):
+    """AppTest of the app with CAMSCOPE_STORES_DIR=stores, on the Review page's ``view``; checked clean."""
+    from streamlit.testing.v1 import AppTest
+
+    from ui import state
+
+    monkeypatch.setenv("CAMSCOPE_STORES_DIR", str(stores))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+    at.session_state[state.METHODS] = list(methods)
+    at.run()
+    at.switch_page("pages/review.py").run()
+    if view != "Gallery":
+        at.radio(key="review_view").set_value(view).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -13,10 +12,10 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from explainers.review import browse, verdicts  # noqa: E402
 from explainers.scale.query import query  # noqa: E402
-from tests.review_store import STORE_NAME, make_review_store  # noqa: E402
+from explainers.review.images import map_caption  # noqa: E402
+from tests.review_store import STORE_NAME, make_review_store, open_review  # noqa: E402
 from ui import report, state  # noqa: E402
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +25,7 @@ def stores(tmp_path_factory):
 
 @pytest.fixture()
 def review(stores, monkeypatch):
-    monkeypatch.setenv("CAMSCOPE_STORES_DIR", str(stores))
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state[state.METHODS] = ["gradcam"]
-    at.run()
-    at.switch_page("pages/review.py").run()
-    assert_clean(at)
-    return at
+    return open_review(monkeypatch, stores)
 
 
 def assert_clean(at: AppTest) -> None:
@@ -65,7 +58,7 @@ def test_filter_and_page_show_the_stores_maps(review, stores):
     assert len(captions) == len(wrong) > 0
     for caption, (class_name, top) in zip(captions, wrong):  # method · class · p · its scale and strength
         assert caption.startswith(f"Grad-CAM · {class_name} · p ")
-        assert f"own scale, raw max {top:.3g}" in caption
+        assert map_caption(top) in caption and f"strength: raw max {top:.3g}" in caption
 
     at.radio(key="review_correct").set_value("any").run()
     at.selectbox(key="review_method").set_value("any").run()
@@ -140,12 +133,26 @@ def test_a_map_whose_original_is_gone_is_drawn_alone_with_a_sentence(stores, tmp
     shutil.copytree(stores / STORE_NAME, moved / "moved", ignore=shutil.ignore_patterns("reviews.sqlite*"))
     run = json.loads((moved / "moved" / "run.json").read_text())
     (moved / "moved" / "run.json").write_text(json.dumps({**run, "source": str(tmp_path / "gone")}))
-    monkeypatch.setenv("CAMSCOPE_STORES_DIR", str(moved))
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state[state.METHODS] = ["gradcam"]
-    at.run()
-    at.switch_page("pages/review.py").run()
-    assert_clean(at)
+    at = open_review(monkeypatch, moved)
     assert len(tile_captions(at)) == 12  # every map is still drawn
     alone = [c.value for c in at.caption if c.value.startswith("The map alone: ")]
     assert len(alone) == 12 and "is not at the run's SOURCE" in alone[0]
+
+
+def _files(*folders) -> dict[str, int]:
+    return {str(p): p.stat().st_size for folder in folders for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_browsing_every_view_writes_nothing(stores, tmp_path, monkeypatch):
+    """Only a recorded verdict writes (STORE/reviews.sqlite): opening a store and its four views does not."""
+    fresh = tmp_path / "stores"
+    shutil.copytree(stores / STORE_NAME, fresh / "fresh", ignore=shutil.ignore_patterns("reviews.sqlite*"))
+    source = stores.parent / "source"
+    before = _files(fresh, source)
+    at = open_review(monkeypatch, fresh)
+    at.selectbox(key="review_sort").set_value("disagreement").run()
+    for view in ("Strategies", "Checkpoints", "Localisation"):
+        at.radio(key="review_view").set_value(view).run()
+        assert_clean(at)
+    assert _files(fresh, source) == before
+    assert not (fresh / "fresh" / verdicts.DB_FILE).exists()

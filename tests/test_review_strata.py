@@ -158,17 +158,9 @@ def test_several_boxes_of_one_file_and_class_are_one_group():
 # --- the Review page's two views (AppTest) ------------------------------------------------------
 
 def _review_page(monkeypatch, root: Path, view: str):
-    from streamlit.testing.v1 import AppTest
+    from tests.review_store import open_review
 
-    from tests.test_app import APP
-
-    monkeypatch.setenv("CAMSCOPE_STORES_DIR", str(root))
-    at = AppTest.from_file(APP, default_timeout=120).run()
-    at.switch_page("pages/review.py").run()
-    at.radio(key="review_view").set_value(view).run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
+    return open_review(monkeypatch, root, view)
 
 
 def test_review_views_on_a_small_store(monkeypatch, store, tmp_path):
@@ -178,7 +170,7 @@ def test_review_views_on_a_small_store(monkeypatch, store, tmp_path):
     assert at.multiselect(key="review_timeline_models:hand").value == list(MODELS)
     assert at.selectbox(key="review_timeline_image:hand").value.startswith("s")  # s*.png moved in ckpt_c
     captions = [c for image in at.image for c in image.captions]
-    assert len(captions) == 3 and all("strength (raw max) 2;" in c for c in captions)  # each panel states its strength
+    assert len(captions) == 3 and all("strength: raw max 2" in c for c in captions)  # each panel states its strength
     histogram = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert [t["name"] for t in histogram["data"]] == ["ckpt_a -> ckpt_b", "ckpt_b -> ckpt_c", "ckpt_a -> ckpt_c"]
     assert (plotly_array(histogram["data"][0]["x"]) == 1.0).all()  # a and b hold the same maps

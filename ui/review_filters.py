@@ -10,17 +10,12 @@ import streamlit as st
 
 from explainers.review import browse
 from explainers.review.verdicts import VERDICTS
-from explainers.scale.store import committed
+from explainers.review.stores import parts_key
 
 from . import state
 
 ANY = "any"
 PAGE = "review_page"
-
-
-def signature(store: Path) -> tuple[str, ...]:
-    """The store's committed parts: a cache key that changes when a run adds to the store."""
-    return tuple(p.name for p in committed(store, "predictions"))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -50,7 +45,7 @@ class Controls:
 
 def controls(store: Path) -> Controls:
     """The filters (an expander), then one row: sort, page, opacity and colormap (the Compare pages' state)."""
-    options = choices(str(store), signature(store))
+    options = choices(str(store), parts_key(store))
     with st.expander("Filters", expanded=True):
         one, two, three, four = st.columns(4)
         model = one.selectbox("Model", [ANY, *options["models"]], key="review_model") \

@@ -9,7 +9,8 @@ import streamlit as st
 from explainers.errors import ExplainerError
 from explainers.methods.catalog import resolve_method
 from explainers.review import browse, verdicts
-from explainers.review.images import SourceImage, check_store, draw, source_image
+from explainers.review.images import SourceImage, check_store, draw, map_caption, source_image
+from explainers.review.stores import parts_key
 
 from . import review_filters, review_open, state
 
@@ -34,7 +35,7 @@ def render(store: Path) -> None:
     reviewer = st.sidebar.text_input("Reviewer name", key=state.REVIEWER,
                                      help="Recorded with each verdict you give on the Review page.")
     picked = review_filters.controls(folder)
-    parts, sort = review_filters.signature(folder), picked.sort
+    parts, sort = parts_key(folder), picked.sort
     disagreement = review_filters.disagreements(str(folder), parts) if sort == "disagreement" else None
     outside = review_filters.outside(str(folder), parts, picked.boxes_json) if picked.boxes_json else None
     shown = browse.page(folder, picked.filter, sort, picked.page_number, COLUMNS * ROWS, disagreement, outside)
@@ -64,7 +65,7 @@ def _tile(store: Path, row: browse.GalleryRow, opacity: float, colormap: str, so
         f" · {sorted_by} " + ("n/a" if row.sort_value is None else f"{row.sort_value:.2f}")
     st.image(picture, width="stretch",
              caption=f"{_method_name(row.method)} · {row.class_name} · p {row.probability:.2f} · "
-                     f"own scale, raw max {row.max:.3g}{value}")
+                     + map_caption(row.max) + value)
     truth = f"true {row.true_name}" if row.true_name else "label unknown"
     st.caption(f"{row.image_id} · predicted {row.predicted_name} ({row.predicted_probability:.0%}) · {truth}")
     fit = review_open.run_fit(store, row.model)

@@ -7,7 +7,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explainers.review.strata import MAX_BOXES_BYTES, StrataReport, localisation_by_stratum
-from explainers.scale.store import RUN_FILE, committed, read_run
+from explainers.review.stores import parts_key, run_settings
+from explainers.scale.store import RUN_FILE
 
 UPLOAD, PICK, MODEL, METHOD, MEASURE = ("review_boxes_upload", "review_boxes_pick", "review_localisation_model",
                                         "review_localisation_method", "review_localisation_measure")
@@ -25,14 +26,14 @@ def cached_strata(store: str, parts: tuple[str, ...], boxes: bytes, model: str, 
 
 def render(store: Path) -> None:
     """Draw the view for the store folder ``store``."""
-    settings = (read_run(store) or {}).get("settings", {})
+    settings = run_settings(store)
     boxes = _boxes(store)
     if boxes is None:
         return
     left, right = st.columns(2)
     model = left.selectbox("Model", [m["name"] for m in settings.get("models", [])], key=_key(MODEL, store))
     method = right.selectbox("Method", settings.get("methods", ["gradcam"]), key=_key(METHOD, store))
-    parts = tuple(p.name for p in committed(store, "maps"))
+    parts = parts_key(store)
     report = cached_strata(str(store), parts, boxes, model, method)
     st.caption(f"{len(report.images)} images with boxes; {report.model}, {report.method} at {report.layer}. "
                "Pointing game with 15 px tolerance at 224 px (scaled); energy = share of the map inside the boxes. "

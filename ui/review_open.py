@@ -13,7 +13,7 @@ from explainers.methods.catalog import picker_options
 from explainers.review.browse import GalleryRow
 from explainers.review.images import check_store, source_bytes
 from explainers.review.verdicts import history
-from explainers.scale.store import read_run
+from explainers.review.stores import stored_models
 
 from . import loaders, state
 
@@ -43,9 +43,7 @@ def choose(store: Path, row: GalleryRow) -> None:
 
 def run_fit(store: Path, model: str) -> Optional[str]:
     """How the run fitted images to ``model``'s input (run.json), or None when it does not say."""
-    settings = (read_run(store) or {}).get("settings", {})
-    return next((m.get("preprocessing", {}).get("fit") for m in settings.get("models", []) if m.get("name") == model),
-                None)
+    return (stored_models(store).get(model, {}).get("preprocessing") or {}).get("fit")
 
 
 def open_button(store: Path, row: GalleryRow, key: str) -> None:

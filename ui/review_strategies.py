@@ -10,8 +10,10 @@ import streamlit as st
 
 from explainers.render import to_png_bytes
 from explainers.review.strategies import ClassStrategies, Strategies, StrategySettings, find_strategies
-from explainers.review.strategies_report import mean_map_picture, source_reader, thumbnail
-from explainers.review.strategy_maps import StoreChoices, parts_key, store_choices
+from explainers.review.strategies_report import (mean_map_caption, mean_map_picture, source_reader, thumbnail,
+                                                 thumbnail_caption)
+from explainers.review.strategy_maps import StoreChoices, load_maps, store_choices
+from explainers.review.stores import parts_key
 
 KEY = "review_strategies_"
 
@@ -19,6 +21,12 @@ KEY = "review_strategies_"
 @st.cache_data(show_spinner=False, max_entries=16)
 def _choices(store: str, parts: tuple[str, ...]) -> StoreChoices:  # parts: the cache follows new runs
     return store_choices(store)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _classes(store: str, parts: tuple[str, ...], method: str, model: str, layer: str, by: str) -> list[tuple[int, str]]:
+    """The classes that have maps of this method, model, layer and class rule (StrategiesError if none)."""
+    return load_maps(store, StrategySettings(method=method, model=model, layer=layer, by=by)).classes
 
 
 @st.cache_data(show_spinner="Clustering the maps...", max_entries=32)
@@ -49,12 +57,12 @@ def eigenvalue_figure(found: ClassStrategies) -> go.Figure:
     return figure
 
 
-def _pictures(ids: list[str], distances: dict[str, float], pictures: dict[str, bytes]) -> None:
+def _pictures(found: Strategies, ids: list[str], distances: dict[str, float], pictures: dict[str, bytes]) -> None:
     if not ids:
         return
     columns = st.columns(len(ids))
     for column, image_id in zip(columns, ids):
-        column.image(pictures[image_id], caption=f"{image_id} (distance {distances[image_id]:.3g})",
+        column.image(pictures[image_id], caption=thumbnail_caption(found, image_id, distances[image_id]),
                      width="stretch")
 
 
@@ -73,7 +81,8 @@ def render(store: Path) -> None:
                                     key=KEY + "pair")
     by = right.radio("Group images by", ["predicted", "true"], horizontal=True, key=KEY + "by",
                      format_func=lambda b: f"{b} class", help="true: needs a run with --targets true or both")
-    class_index, class_name = st.selectbox("Class", choices.classes, format_func=lambda c: f"{c[1]} ({c[0]})",
+    classes = _classes(str(store), parts, method, model, layer, by)
+    class_index, class_name = st.selectbox("Class", classes, format_func=lambda c: f"{c[1]} ({c[0]})",
                                            key=KEY + "class")
     found = _strategies(str(store), parts, method, model, layer, by, class_index)
     result = found.classes[0]
@@ -91,9 +100,9 @@ def render(store: Path) -> None:
             st.markdown(f"**Cluster {cluster.index}**: {cluster.size} images, accuracy {accuracy}")
             picture, shown = st.columns([1, 3])
             picture.image(to_png_bytes(mean_map_picture(cluster.mean_map)),
-                          caption="mean map (jet, 0 to 1 = each map's maximum)")
+                          caption=mean_map_caption(cluster))
             with shown:
                 st.markdown("Representatives (closest to the mean map)")
-                _pictures(cluster.representatives, distances, pictures)
+                _pictures(found, cluster.representatives, distances, pictures)
                 st.markdown("Outliers (farthest from it)")
-                _pictures(cluster.outliers, distances, pictures)
+                _pictures(found, cluster.outliers, distances, pictures)

@@ -8,11 +8,10 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from explainers.errors import ImageError
-from explainers.io import load_image
 from explainers.render import colorize, overlay, upsample
+from explainers.review.images import map_caption, source_image
+from explainers.review.stores import parts_key, run_settings
 from explainers.review.timeline import TimelineReview, checkpoints, review_timeline
-from explainers.scale.store import committed, read_run
 
 METHOD, LAYER, MODELS, IMAGE, SHARE, MEASURE = (
     "review_timeline_method", "review_timeline_layer", "review_timeline_models", "review_timeline_image",
@@ -36,7 +35,7 @@ def render(store: Path) -> None:
                 f"({', '.join(names) or 'none'}). Make one with `python -m explainers run SOURCE --out STORE "
                 "--model ckpt_a --model ckpt_b --model ckpt_c` (manifest entries of one architecture).")
         return
-    settings = (read_run(store) or {}).get("settings", {})
+    settings = run_settings(store)
     layers = settings.get("models", [{}])[0].get("layers", [])
     left, middle, right = st.columns([1, 3, 1])
     method = left.selectbox("Method", settings.get("methods", ["gradcam"]), key=_key(METHOD, store))
@@ -48,7 +47,7 @@ def render(store: Path) -> None:
     if len(models) < 2:
         st.info("Pick at least two checkpoints.")
         return
-    parts = tuple(p.name for p in committed(store, "maps"))
+    parts = parts_key(store)
     review = cached_review(str(store), parts, method, layer, tuple(models), float(share))
     timeline = review.timeline
     if not timeline.image_ids:
@@ -76,10 +75,8 @@ def _maps(store: Path, review: TimelineReview) -> None:
     for column, model, j in zip(st.columns(len(timeline.models)), timeline.models, range(len(timeline.models))):
         picture = (colorize(upsample(timeline.maps[n, j], (PANEL, PANEL)), "jet") if image is None
                    else overlay(image, timeline.maps[n, j], 0.5))
-        strength = float(timeline.raw_max[n, j])
-        column.image(picture, caption=f"{model}: strength (raw max) {strength:.3g}"
-                                      + (" (an empty map)" if strength <= 0 else "")
-                                      + f"; colours: its own min..max as 0..1; p = {timeline.probability[n, j]:.2f}")
+        column.image(picture, caption=f"{model} · p {timeline.probability[n, j]:.2f} · "
+                                      + map_caption(float(timeline.raw_max[n, j])))
     cells = [f"{d.label}: SSIM {d.ssim[n]:.3f}, rank corr. " + (f"{d.spearman[n]:.3f}" if np.isfinite(d.spearman[n])
                                                                  else "undefined (a constant map)")
              for d in review.drifts]
@@ -118,16 +115,8 @@ def _most_moved(review: TimelineReview) -> None:
 
 
 def _source_image(store: Path, image_id: str):
-    """The image from a folder SOURCE (run.json's), shrunk for a panel; None for a zip, a listing or no file."""
-    source = Path(str((read_run(store) or {}).get("source", "")))
-    if not source.is_dir():
-        return None
-    path = (source / image_id).resolve()
-    if not path.is_file() or source.resolve() not in path.parents:  # an image_id never leaves SOURCE
-        return None
-    try:
-        image = load_image(path)
-    except ImageError:
-        return None
-    image.thumbnail((PANEL * 2, PANEL * 2))
+    """The original from the run's SOURCE (never outside it), shrunk for a panel; None when it cannot be read."""
+    image = source_image(store, image_id).image
+    if image is not None:
+        image.thumbnail((PANEL * 2, PANEL * 2))
     return image

@@ -1,9 +1,12 @@
-"""The stores a deployment offers: folders holding run.json under ``CAMSCOPE_STORES_DIR``."""
+"""The stores a deployment offers (folders holding run.json under ``CAMSCOPE_STORES_DIR``), what a
+store's run.json records, and the key that tells a cache the store has grown."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 from typing import Optional
+
+from ..scale.store import StoreError, committed, read_run
 
 STORES_DIR_ENV = "CAMSCOPE_STORES_DIR"
 
@@ -23,3 +26,27 @@ def list_stores(root: Optional[Path] = None) -> list[Path]:
     if root is None:
         return []
     return sorted(p for p in root.iterdir() if p.is_dir() and (p / "run.json").is_file())
+
+
+def run_settings(store: str | Path) -> dict:
+    """The run settings run.json records (models with their layers and preprocessing, methods, targets).
+
+    Raises:
+        StoreError: ``store`` is not a store (no run.json), or its run.json does not parse.
+    """
+    run = read_run(store)
+    if run is None:
+        raise StoreError(f"{Path(store).name} is not a CAMscope store (no run.json); "
+                         "make one with `python -m explainers run SOURCE --out STORE`.")
+    return dict(run.get("settings") or {})
+
+
+def stored_models(store: str | Path) -> dict[str, dict]:
+    """{model name: its run.json entry (layers, preprocessing, ...)} in run order."""
+    return {m["name"]: m for m in run_settings(store).get("models", [])}
+
+
+def parts_key(store: str | Path) -> tuple[str, ...]:
+    """The names of the store's committed parts: the cache key of every Review view, which changes
+    whenever a run adds to the store (a part counts once its predictions are committed)."""
+    return tuple(p.name for p in committed(store, "predictions"))

@@ -34,7 +34,7 @@ from ..metrics.localisation import TOLERANCE_AT_224, energy, ground_truth, point
 from ..models.spec import Preprocessing
 from ..pipeline import on_grid
 from ..scale.rows import decode_raw
-from ..scale.store import read_run
+from .stores import run_settings, stored_models
 
 SIZE_CUTS = (0.05, 0.25)  # box area / image area
 CONFIDENCE_CUTS = (0.5, 0.9)
@@ -121,8 +121,8 @@ def localise_store(store: str | Path, groups: Sequence[BoxGroup], model: Optiona
     """Pointing game and energy of every box group's stored map (cells left empty; see ``strata``)."""
     from ..scale.query import connect
 
-    settings = (read_run(store) or {}).get("settings", {})
-    models = {m["name"]: m for m in settings.get("models", [])}
+    settings = run_settings(store)
+    models = stored_models(store)
     model = model or next(iter(models), None)
     if model not in models:
         raise EvaluationError(f"The store holds no model {model!r}; it holds {', '.join(models) or 'none'}.")

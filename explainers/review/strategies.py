@@ -70,6 +70,7 @@ class Cluster:
     accuracy: Optional[float]  # fraction predicted correctly; None when no member's label is known
     representatives: list[str]  # image_ids closest to the mean map, closest first
     outliers: list[str]  # image_ids farthest from it, farthest first
+    strength: Optional[float] = None  # the median of the members' raw maxima (their maps' strength)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class Strategies:
     classes: list[ClassStrategies]
     images: list[ImageStrategy] = field(default_factory=list)
     maps: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # shown image_id -> (grid, grid) map
+    strengths: dict[str, float] = field(default_factory=dict, repr=False)  # shown image_id -> its raw map's max
 
 
 def downsize(raw: np.ndarray, grid: int = GRID) -> np.ndarray:
@@ -188,7 +190,8 @@ def cluster_maps(maps: np.ndarray, settings: StrategySettings = StrategySettings
 
 
 def _class_result(index: int, name: str, ids: list[str], maps: np.ndarray, correct: list[Optional[bool]],
-                  settings: StrategySettings) -> tuple[ClassStrategies, list[ImageStrategy]]:
+                  settings: StrategySettings, tops: Optional[Sequence[float]] = None
+                  ) -> tuple[ClassStrategies, list[ImageStrategy]]:
     labels, eigenvalues, gap, reason = cluster_maps(maps, settings)
     clusters, images = [], []
     for c in range(int(labels.max()) + 1):
@@ -201,7 +204,8 @@ def _class_result(index: int, name: str, ids: list[str], maps: np.ndarray, corre
         known = [correct[i] for i in members if correct[i] is not None]
         clusters.append(Cluster(c, len(members), mean.astype(np.float32),
                                 sum(known) / len(known) if known else None,
-                                [ids[i] for i in near], [ids[i] for i in far]))
+                                [ids[i] for i in near], [ids[i] for i in far],
+                                None if tops is None else float(np.median([tops[i] for i in members]))))
         for i, d in zip(members, distances):
             images.append(ImageStrategy(ids[i], index, c, float(d), i in near, i in far, correct[i]))
     return ClassStrategies(index, name, len(ids), clusters, eigenvalues, gap, reason), images
@@ -217,15 +221,17 @@ def find_strategies(store: str | Path, settings: StrategySettings = StrategySett
     from .strategy_maps import load_maps
 
     loaded = load_maps(store, settings)
-    classes, images, maps = [], [], {}
+    classes, images, maps, strengths = [], [], {}, {}
     for index, name in loaded.classes:
         rows = loaded.rows(index)
         ids = [r[0] for r in rows]
         grids = np.stack([downsize(r[1], settings.grid) for r in rows])
-        result, members = _class_result(index, name, ids, grids, [r[2] for r in rows], settings)
+        tops = [float(np.nanmax(r[1], initial=0.0)) for r in rows]  # each raw map's strength
+        result, members = _class_result(index, name, ids, grids, [r[2] for r in rows], settings, tops)
         classes.append(result)
         images.extend(members)
         shown = {i for c in result.clusters for i in c.representatives + c.outliers}
         maps.update((i, g) for i, g in zip(ids, grids) if i in shown)
+        strengths.update((i, t) for i, t in zip(ids, tops) if i in shown)
     return Strategies(str(store), loaded.model, loaded.layer, settings.method, settings.by, settings.grid,
-                      classes, images, maps)
+                      classes, images, maps, strengths)

@@ -10,7 +10,6 @@ import base64
 import csv
 import html
 import io
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -18,8 +17,8 @@ import numpy as np
 from PIL import Image
 
 from ..render import colorize, overlay, to_png_bytes, with_colorbar
-from ..scale.store import read_run
-from .strategies import ClassStrategies, Strategies
+from .images import OWN_MAX_SCALE, SourceFiles, map_caption
+from .strategies import ClassStrategies, Cluster, Strategies
 
 CSV_COLUMNS = ("image_id", "class_index", "cluster", "distance_to_centre", "is_representative",
                "class_name", "is_outlier", "correct")
@@ -43,30 +42,22 @@ def write_csv(result: Strategies, path: str | Path) -> Path:
 
 
 def source_reader(store: str | Path) -> ImageReader:
-    """image_id -> the original image from the run's SOURCE, or None when it cannot be read."""
-    from ..errors import ExplainerError
-    from ..io import load_image
-    from ..scale.sources import list_source
+    """image_id -> the original image from the run's SOURCE (``images.SourceFiles``: never outside it),
+    or None when it cannot be read."""
+    files = SourceFiles.of(store)
+    return lambda image_id: files.image(image_id).image
 
-    source = (read_run(store) or {}).get("source")
 
-    @lru_cache(maxsize=1)
-    def refs() -> dict:
-        try:
-            return {r.image_id: r for r in list_source(source)}
-        except (ExplainerError, OSError):
-            return {}
+MEAN_SCALE = "fixed 0 to 1 (1 = each map's own max)"
 
-    def read(image_id: str) -> Optional[Image.Image]:
-        if not source:
-            return None
-        ref = refs().get(image_id)
-        try:
-            return None if ref is None else load_image(ref.read())
-        except (ExplainerError, OSError):
-            return None
 
-    return read
+def thumbnail_caption(result: Strategies, image_id: str, distance: float) -> str:
+    """A representative's or outlier's caption: its distance to the centre, its map's scale and strength."""
+    return f"{image_id} (distance {distance:.3g}) · " + map_caption(result.strengths.get(image_id), OWN_MAX_SCALE)
+
+
+def mean_map_caption(cluster: Cluster) -> str:
+    return f"mean map ({COLORMAP}) · " + map_caption(cluster.strength, MEAN_SCALE, "median raw max")
 
 
 def thumbnail(grid_map: np.ndarray, image: Optional[Image.Image], size: int = THUMB) -> np.ndarray:
@@ -115,10 +106,10 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
-def _figure(result: Strategies, image_id: str, read: ImageReader, note: str) -> str:
+def _figure(result: Strategies, image_id: str, read: ImageReader, distance: float) -> str:
     picture = thumbnail(result.maps[image_id], read(image_id))
-    return (f'<figure>{_img(to_png_bytes(picture), image_id)}<figcaption>{html.escape(image_id)}'
-            f"<br>{html.escape(note)}</figcaption></figure>")
+    return (f'<figure>{_img(to_png_bytes(picture), image_id)}<figcaption>'
+            f"{html.escape(thumbnail_caption(result, image_id, distance))}</figcaption></figure>")
 
 
 def _class_section(result: Strategies, found: ClassStrategies, read: ImageReader) -> str:
@@ -133,12 +124,12 @@ def _class_section(result: Strategies, found: ClassStrategies, read: ImageReader
         accuracy = "accuracy unknown (no labels)" if cluster.accuracy is None else f"accuracy {cluster.accuracy:.0%}"
         parts.append(f'<div class="cluster"><h3>Cluster {cluster.index}: {cluster.size} images, {accuracy}</h3>'
                      f'<div class="row"><figure>{_img(to_png_bytes(mean_map_picture(cluster.mean_map)), "mean map")}'
-                     "<figcaption>mean map</figcaption></figure>")
+                     f"<figcaption>{html.escape(mean_map_caption(cluster))}</figcaption></figure>")
         parts.append('<div><h4>Representatives (closest to the mean map)</h4><div class="row">'
-                     + "".join(_figure(result, i, read, f"distance {distance[i]:.3g}") for i in cluster.representatives)
+                     + "".join(_figure(result, i, read, distance[i]) for i in cluster.representatives)
                      + "</div></div>")
         parts.append('<div><h4>Outliers (farthest from it)</h4><div class="row">'
-                     + "".join(_figure(result, i, read, f"distance {distance[i]:.3g}") for i in cluster.outliers)
+                     + "".join(_figure(result, i, read, distance[i]) for i in cluster.outliers)
                      + "</div></div></div></div>")
     return "<section>" + "".join(parts) + "</section>"
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..scale.query import connect
 from ..scale.rows import decode_raw
-from ..scale.store import committed, read_run
+from .stores import run_settings
 
 if TYPE_CHECKING:
     from .strategies import StrategySettings
@@ -35,11 +35,6 @@ class LoadedMaps:
     rows: Callable[[int], list[tuple[str, np.ndarray, Optional[bool]]]]  # class -> (image_id, raw map, correct)
 
 
-def parts_key(store: str | Path) -> tuple[str, ...]:
-    """The names of the committed parts: a cache key that changes whenever a run adds to the store."""
-    return tuple(p.name for p in committed(store, "predictions"))
-
-
 def store_choices(store: str | Path) -> StoreChoices:
     con = connect(store)
     try:
@@ -48,7 +43,7 @@ def store_choices(store: str | Path) -> StoreChoices:
         classes = con.execute("SELECT class_index, min(class_name) FROM maps GROUP BY 1 ORDER BY 1").fetchall()
     finally:
         con.close()
-    order = [(m.get("name"), layer) for m in (read_run(store) or {}).get("settings", {}).get("models", [])
+    order = [(m.get("name"), layer) for m in run_settings(store).get("models", [])
              for layer in m.get("layers", [])]
     pairs = [p for p in order if p in set(found)] + sorted(set(found) - set(order))
     return StoreChoices(pairs, methods, [(int(i), str(n)) for i, n in classes])
@@ -91,7 +86,7 @@ def load_maps(store: str | Path, settings: "StrategySettings") -> LoadedMaps:
 
     if settings.by not in BY:
         raise StrategiesError(f"Unknown class rule {settings.by!r}: use predicted or true.")
-    targets = (read_run(store) or {}).get("settings", {}).get("targets")
+    targets = run_settings(store).get("targets")
     if settings.by == "true" and targets not in ("true", "both"):  # else only the correct images have one
         raise StrategiesError(f"The store's maps are of the {targets} class; grouping by the true class needs "
                               "a run with --targets true or both (on labelled images).")

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import ExplainerError
 from ..render import upsample
 from ..scale.rows import decode_raw
-from ..scale.store import StoreError, read_run
+from .stores import run_settings, stored_models
 
 TARGETS = ("auto", "true", "last")
 DEFAULT_SIZE = 32  # pixels per side of the common grid: SSIM's 7 x 7 window needs at least 7
@@ -100,10 +100,7 @@ class TimelineReview:
 
 def checkpoints(store: str | Path) -> list[str]:
     """The store's models in run order (run.json's settings)."""
-    run = read_run(store)
-    if run is None:
-        raise StoreError(f"{store} is not a CAMscope store (no run.json).")
-    return [m["name"] for m in run.get("settings", {}).get("models", [])]
+    return list(stored_models(store))
 
 
 def load_timeline(store: str | Path, method: Optional[str] = None, layer: Optional[str] = None,
@@ -116,10 +113,9 @@ def load_timeline(store: str | Path, method: Optional[str] = None, layer: Option
     """
     from ..scale.query import connect
 
-    run = read_run(store) or {}
-    settings = run.get("settings", {})
-    names = list(models) if models is not None else checkpoints(store)
-    stored = {m["name"]: m for m in settings.get("models", [])}
+    settings = run_settings(store)
+    stored = stored_models(store)
+    names = list(models) if models is not None else list(stored)
     unknown = [n for n in names if n not in stored]
     if unknown:
         raise TimelineError(f"The store holds no model {unknown[0]!r}; it holds {', '.join(stored) or 'none'}.")
