@@ -127,7 +127,9 @@ def test_unknown_values_are_refused_with_a_sentence(store):
         browse.page(store, sort="random()")
     with pytest.raises(browse.BrowseError, match="Unknown verdict"):
         browse.page(store, Filter(verdict="great"))
-    with pytest.raises(browse.BrowseError, match="needs a \"file\""):
+    with pytest.raises(browse.BrowseError, match="four numbers"):
         browse.parse_boxes([{"file": "a.png", "box": [1, 2]}])
+    with pytest.raises(browse.BrowseError, match="needs a \"file\""):
+        browse.parse_boxes([{"box": [1, 2, 3, 4]}])
     with pytest.raises(browse.BrowseError, match="not valid JSON"):
         browse.boxes_from_json("[{'file': 'a.png'}")

@@ -15,7 +15,6 @@ Sorts need no more than the store, except two that are computed once per store a
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -255,25 +254,23 @@ def read_boxes(path: str | Path) -> dict[str, list[list[float]]]:
     return boxes_from_json(text)
 
 
-def boxes_from_json(text: str) -> dict[str, list[list[float]]]:
+def boxes_from_json(text: str | bytes) -> dict[str, list[list[float]]]:
     """A boxes file's text as {file: [box, ...]} (see ``parse_boxes``)."""
+    return parse_boxes(text)
+
+
+def parse_boxes(records: str | bytes | list) -> dict[str, list[list[float]]]:
+    """Boxes records (``[{"file", "box": [x0, y0, x1, y1]}, ...]``, or their JSON) as {file: [box, ...]}:
+    the Localisation view's parser (``strata.parse_boxes``), every class of a file one object."""
+    from .strata import parse_boxes as groups_of
+
     try:
-        records = json.loads(text)
-    except ValueError as error:
-        raise BrowseError(f"The boxes file is not valid JSON: {error}.") from None
-    return parse_boxes(records)
-
-
-def parse_boxes(records: object) -> dict[str, list[list[float]]]:
-    """Boxes records (``[{"file", "box": [x0, y0, x1, y1]}, ...]``) as {file: [box, ...]}."""
-    if not isinstance(records, list) or not records:
-        raise BrowseError('A boxes file holds a non-empty JSON list of {"file", "box": [x0, y0, x1, y1]} records.')
+        groups = groups_of(records)
+    except ExplainerError as error:
+        raise BrowseError(str(error)) from None
     boxes: dict[str, list[list[float]]] = {}
-    for n, record in enumerate(records, 1):
-        box = record.get("box") if isinstance(record, dict) else None
-        if not isinstance(box, (list, tuple)) or len(box) != 4 or "file" not in record:
-            raise BrowseError(f'Record {n} of the boxes file needs a "file" and a "box" of four numbers.')
-        boxes.setdefault(str(record["file"]), []).append([float(v) for v in box])
+    for group in groups:
+        boxes.setdefault(group.file, []).extend(list(box) for box in group.boxes)
     return boxes
 
 
