@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -11,8 +12,8 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from explainers.review import browse, verdicts  # noqa: E402
-from explainers.scale.query import query  # noqa: E402
 from explainers.review.images import map_caption  # noqa: E402
+from explainers.scale.query import query  # noqa: E402
 from tests.review_store import STORE_NAME, make_review_store, open_review  # noqa: E402
 from ui import report, state  # noqa: E402
 
@@ -156,3 +157,21 @@ def test_browsing_every_view_writes_nothing(stores, tmp_path, monkeypatch):
         assert_clean(at)
     assert _files(fresh, source) == before
     assert not (fresh / "fresh" / verdicts.DB_FILE).exists()
+
+
+@pytest.mark.parametrize("run_json, said", [("{not json", "is not a readable run.json"), (None, "holds no maps yet")])
+def test_a_broken_or_empty_store_is_a_sentence_in_every_view(stores, tmp_path, monkeypatch, run_json, said):
+    folder = tmp_path / "stores" / "other"
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(run_json or (stores / STORE_NAME / "run.json").read_text())  # None: no parts
+    monkeypatch.setenv("CAMSCOPE_STORES_DIR", str(folder.parent))
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=180).run()
+    at.switch_page("pages/review.py").run()
+    for view in ("Gallery", "Strategies", "Checkpoints", "Localisation"):
+        at.radio(key="review_view").set_value(view).run()
+        assert not at.exception, [e.value for e in at.exception]
+        sentences = [e.value for e in at.error] + [i.value for i in at.info]
+        assert sentences, view
+        if run_json or view in ("Gallery", "Strategies"):  # an empty store: the other two ask for more first
+            assert any(said in s for s in sentences), (view, sentences)
+    assert sorted(p.name for p in folder.iterdir()) == ["run.json"]

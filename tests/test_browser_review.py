@@ -34,7 +34,7 @@ def test_filter_then_open_an_image_on_compare(server_url):
             page.get_by_test_id("stSelectbox").filter(has_text="True class").click()
             page.get_by_role("option", name="tabby", exact=True).click()
             page.get_by_text(re.compile(r"^4 maps match · page 1 of 1")).wait_for(timeout=60_000)
-            tiles = page.get_by_test_id("stImageCaption").filter(has_text=re.compile(r" · own scale, raw max "))
+            tiles = page.get_by_test_id("stImageCaption").filter(has_text=re.compile(r" · scale: own min to max · strength: raw max "))
             sync_api.expect(tiles).to_have_count(4, timeout=60_000)  # the earlier run's tiles go once it ends
             assert all(re.search(r" · (tabby|Egyptian cat) · p 0\.\d\d · ", t) for t in tiles.all_inner_texts())
             assert page.get_by_test_id("stException").count() == 0

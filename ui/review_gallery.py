@@ -10,7 +10,7 @@ from explainers.errors import ExplainerError
 from explainers.methods.catalog import resolve_method
 from explainers.review import browse, verdicts
 from explainers.review.images import SourceImage, check_store, draw, map_caption, source_image
-from explainers.review.stores import parts_key
+from explainers.review.stores import NO_MAPS_YET, parts_key
 
 from . import review_filters, review_open, state
 
@@ -34,6 +34,9 @@ def render(store: Path) -> None:
     folder = check_store(store)  # only stores under CAMSCOPE_STORES_DIR
     reviewer = st.sidebar.text_input("Reviewer name", key=state.REVIEWER,
                                      help="Recorded with each verdict you give on the Review page.")
+    if not review_filters.choices(str(folder), parts_key(folder))["methods"]:
+        st.info(NO_MAPS_YET)
+        return
     picked = review_filters.controls(folder)
     parts, sort = parts_key(folder), picked.sort
     disagreement = review_filters.disagreements(str(folder), parts) if sort == "disagreement" else None
@@ -42,7 +45,7 @@ def render(store: Path) -> None:
     st.caption(f"{shown.total} maps match · page {shown.page_number + 1} of {shown.pages} · "
                f"{browse.SORTS[sort][0].lower()}")
     if not shown.rows:
-        st.info("No stored map matches these filters.")
+        st.info("No stored map matches these filters; widen them (set a filter back to \"any\").")
     opacity, colormap = picked.opacity, picked.colormap
     for start in range(0, len(shown.rows), COLUMNS):
         for column, row in zip(st.columns(COLUMNS), shown.rows[start:start + COLUMNS]):

@@ -13,7 +13,7 @@ from explainers.review.strategies import ClassStrategies, Strategies, StrategySe
 from explainers.review.strategies_report import (mean_map_caption, mean_map_picture, source_reader, thumbnail,
                                                  thumbnail_caption)
 from explainers.review.strategy_maps import StoreChoices, load_maps, store_choices
-from explainers.review.stores import parts_key
+from explainers.review.stores import NO_MAPS_YET, parts_key
 
 KEY = "review_strategies_"
 
@@ -71,7 +71,7 @@ def render(store: Path) -> None:
     parts = parts_key(store)
     choices = _choices(str(store), parts)
     if not choices.pairs:
-        st.info("This store holds no maps yet.")
+        st.info(NO_MAPS_YET)
         return
     left, middle, right = st.columns(3)
     methods = choices.methods

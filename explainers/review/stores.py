@@ -9,6 +9,7 @@ from typing import Optional
 from ..scale.store import StoreError, committed, read_run
 
 STORES_DIR_ENV = "CAMSCOPE_STORES_DIR"
+NO_MAPS_YET = "This store holds no maps yet; run `python -m explainers run SOURCE --out STORE` into it."
 
 
 def stores_dir() -> Optional[Path]:
