@@ -13,6 +13,7 @@ from explainers.review.verdicts import VERDICTS
 from explainers.review.stores import parts_key
 
 from . import state
+from .review_stores import method_label
 
 ANY = "any"
 PAGE = "review_page"
@@ -50,7 +51,8 @@ def controls(store: Path) -> Controls:
         one, two, three, four = st.columns(4)
         model = one.selectbox("Model", [ANY, *options["models"]], key="review_model") \
             if len(options["models"]) > 1 else None
-        method = one.selectbox("Method", [ANY, *options["methods"]], key="review_method")
+        method = one.selectbox("Method", [ANY, *options["methods"]], key="review_method",
+                               format_func=lambda m: m if m == ANY else method_label(m))
         true_class = two.selectbox("True class", [ANY, *options["true_classes"]], key="review_true")
         predicted = two.selectbox("Predicted class", [ANY, *options["predicted_classes"]], key="review_predicted")
         correct = three.radio("Prediction", browse.CORRECTNESS, key="review_correct", horizontal=True)

@@ -7,12 +7,12 @@ from pathlib import Path
 import streamlit as st
 
 from explainers.errors import ExplainerError
-from explainers.methods.catalog import resolve_method
 from explainers.review import browse, verdicts
 from explainers.review.images import SourceImage, check_store, draw, map_caption, source_image
 from explainers.review.stores import NO_MAPS_YET, parts_key
 
 from . import review_filters, review_open, state
+from .review_stores import method_label
 
 COLUMNS, ROWS = 4, 3
 BADGES = {"evidence right": "green", "spurious evidence": "red", "unsure": "orange"}
@@ -54,20 +54,13 @@ def render(store: Path) -> None:
     _verdict_form(folder, shown.rows, reviewer)
 
 
-def _method_name(key: str) -> str:
-    try:
-        return resolve_method(key).display_name
-    except ExplainerError:  # a method this deployment does not register: its key
-        return key
-
-
 def _tile(store: Path, row: browse.GalleryRow, opacity: float, colormap: str, sorted_by: str | None) -> None:
     got = original(str(store), row.image_id, row.image_sha256)
     picture = draw(row.raw_map(), got.image, (row.width, row.height), opacity, colormap)
     value = "" if sorted_by is None else \
         f" · {sorted_by} " + ("n/a" if row.sort_value is None else f"{row.sort_value:.2f}")
     st.image(picture, width="stretch",
-             caption=f"{_method_name(row.method)} · {row.class_name} · p {row.probability:.2f} · "
+             caption=f"{method_label(row.method)} · {row.class_name} · p {row.probability:.2f} · "
                      + map_caption(row.max) + value)
     truth = f"true {row.true_name}" if row.true_name else "label unknown"
     st.caption(f"{row.image_id} · predicted {row.predicted_name} ({row.predicted_probability:.0%}) · {truth}")
@@ -84,10 +77,10 @@ def _tile(store: Path, row: browse.GalleryRow, opacity: float, colormap: str, so
     review_open.open_button(store, row, f"review_open_{key.hexdigest()[:16]}")
 
 
-def _record(store: Path, images: list[tuple[str, str]]) -> None:
+def _record(store: Path, images: list[tuple[str, str]], key: str) -> None:
     """on_click of "Record verdict": runs before the script, so the badges above show the new verdict."""
     session = st.session_state
-    image_id, model = images[int(session["review_verdict_image"])]
+    image_id, model = images[int(session[key])]
     try:
         saved = verdicts.record(store, image_id, model, session["review_verdict_value"],
                                 session.get("review_note", ""), session.get(state.REVIEWER, ""))
@@ -105,15 +98,15 @@ def _verdict_form(store: Path, rows: list[browse.GalleryRow], reviewer: str) -> 
     if kind:
         getattr(st, kind)(message)
     if images:
-        if int(st.session_state.get("review_verdict_image", 0)) >= len(images):
-            st.session_state["review_verdict_image"] = 0
-        pick = st.selectbox("Image", range(len(images)), key="review_verdict_image",
+        # one widget per store and page: a kept index would name another store's or page's image
+        key = "review_verdict_image:" + hashlib.sha256(repr((store.name, images)).encode()).hexdigest()[:16]
+        pick = st.selectbox("Image", range(len(images)), key=key,
                             format_func=lambda i: f"{images[i][0]} · {images[i][1]}")
         st.radio("Verdict", verdicts.VERDICTS, key="review_verdict_value", horizontal=True)
         st.text_input("Note", key="review_note", placeholder="What the map looks at, in a few words")
         if not reviewer.strip():
             st.caption("Enter your name as reviewer in the sidebar to record a verdict.")
-        st.button("Record verdict", key="review_record", on_click=_record, args=(store, images),
+        st.button("Record verdict", key="review_record", on_click=_record, args=(store, images, key),
                   disabled=not reviewer.strip())
         earlier = verdicts.history(store, *images[pick])
         if earlier:

@@ -10,6 +10,8 @@ from explainers.review.strata import MAX_BOXES_BYTES, StrataReport, localisation
 from explainers.review.stores import parts_key, run_settings
 from explainers.scale.store import RUN_FILE
 
+from .review_stores import method_label
+
 UPLOAD, PICK, MODEL, METHOD, MEASURE = ("review_boxes_upload", "review_boxes_pick", "review_localisation_model",
                                         "review_localisation_method", "review_localisation_measure")
 UPLOADED = "an uploaded file"
@@ -32,7 +34,8 @@ def render(store: Path) -> None:
         return
     left, right = st.columns(2)
     model = left.selectbox("Model", [m["name"] for m in settings.get("models", [])], key=_key(MODEL, store))
-    method = right.selectbox("Method", settings.get("methods", ["gradcam"]), key=_key(METHOD, store))
+    method = right.selectbox("Method", settings.get("methods", ["gradcam"]), key=_key(METHOD, store),
+                             format_func=method_label)
     parts = parts_key(store)
     report = cached_strata(str(store), parts, boxes, model, method)
     st.caption(f"{len(report.images)} images with boxes; {report.model}, {report.method} at {report.layer}. "

@@ -1,4 +1,4 @@
-"""The Review page's store picker (the stores under CAMSCOPE_STORES_DIR)."""
+"""The Review page's store picker (the stores under CAMSCOPE_STORES_DIR) and the method names its views show."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +6,8 @@ from typing import Optional
 
 import streamlit as st
 
+from explainers.errors import ExplainerError
+from explainers.methods.catalog import resolve_method
 from explainers.review.stores import STORES_DIR_ENV, list_stores, stores_dir
 
 STORE = "review_store"
@@ -25,3 +27,11 @@ def store_picker() -> Optional[Path]:
     names = [p.name for p in stores]
     name = st.selectbox("Store", names, key=STORE)
     return root / name
+
+
+def method_label(key: str) -> str:
+    """A stored method's display name (as on the Compare pages), in every Review view."""
+    try:
+        return resolve_method(key).display_name
+    except ExplainerError:  # a method this deployment does not register: its key
+        return key

@@ -9,11 +9,13 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explainers.render import to_png_bytes
-from explainers.review.strategies import ClassStrategies, Strategies, StrategySettings, find_strategies
+from explainers.review.strategies import SHOWN, ClassStrategies, Strategies, StrategySettings, find_strategies
 from explainers.review.strategies_report import (mean_map_caption, mean_map_picture, source_reader, thumbnail,
                                                  thumbnail_caption)
 from explainers.review.strategy_maps import StoreChoices, load_maps, store_choices
 from explainers.review.stores import NO_MAPS_YET, parts_key
+
+from .review_stores import method_label
 
 KEY = "review_strategies_"
 
@@ -59,11 +61,16 @@ def eigenvalue_figure(found: ClassStrategies) -> go.Figure:
 
 def _pictures(found: Strategies, ids: list[str], distances: dict[str, float], pictures: dict[str, bytes]) -> None:
     if not ids:
+        st.caption("None beyond the representatives: the cluster is that small.")
         return
-    columns = st.columns(len(ids))
+    columns = st.columns(max(len(ids), SHOWN))  # a lone picture keeps the size of three
     for column, image_id in zip(columns, ids):
         column.image(pictures[image_id], caption=thumbnail_caption(found, image_id, distances[image_id]),
                      width="stretch")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def render(store: Path) -> None:
@@ -76,7 +83,7 @@ def render(store: Path) -> None:
     left, middle, right = st.columns(3)
     methods = choices.methods
     method = left.selectbox("Method", methods, index=methods.index("gradcam") if "gradcam" in methods else 0,
-                            key=KEY + "method")
+                            key=KEY + "method", format_func=method_label)
     model, layer = middle.selectbox("Model and layer", choices.pairs, format_func=lambda p: f"{p[0]} at {p[1]}",
                                     key=KEY + "pair")
     by = right.radio("Group images by", ["predicted", "true"], horizontal=True, key=KEY + "by",
@@ -86,7 +93,7 @@ def render(store: Path) -> None:
                                            key=KEY + "class")
     found = _strategies(str(store), parts, method, model, layer, by, class_index)
     result = found.classes[0]
-    st.subheader(f"{class_name}: {result.images} images, {len(result.clusters)} "
+    st.subheader(f"{class_name}: {_count(result.images, 'image')}, {len(result.clusters)} "
                  f"strateg{'y' if len(result.clusters) == 1 else 'ies'}")
     st.caption(f"{result.reason}. Each map is resized to {found.grid}x{found.grid} and divided by its maximum; "
                "spectral clustering of a 10-nearest-neighbour graph (Lapuschkin et al., Nature Communications 2019).")
@@ -97,7 +104,7 @@ def render(store: Path) -> None:
     for cluster in result.clusters:
         with st.container(border=True):
             accuracy = "unknown (no labels)" if cluster.accuracy is None else f"{cluster.accuracy:.0%}"
-            st.markdown(f"**Cluster {cluster.index}**: {cluster.size} images, accuracy {accuracy}")
+            st.markdown(f"**Cluster {cluster.index}**: {_count(cluster.size, 'image')}, accuracy {accuracy}")
             picture, shown = st.columns([1, 3])
             picture.image(to_png_bytes(mean_map_picture(cluster.mean_map)),
                           caption=mean_map_caption(cluster))
@@ -105,4 +112,4 @@ def render(store: Path) -> None:
                 st.markdown("Representatives (closest to the mean map)")
                 _pictures(found, cluster.representatives, distances, pictures)
                 st.markdown("Outliers (farthest from it)")
-                _pictures(found, cluster.outliers, distances, pictures)
+                _pictures(found, [i for i in cluster.outliers if i not in cluster.representatives], distances, pictures)

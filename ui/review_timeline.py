@@ -13,6 +13,8 @@ from explainers.review.images import map_caption, source_image
 from explainers.review.stores import parts_key, run_settings
 from explainers.review.timeline import TimelineReview, checkpoints, review_timeline
 
+from .review_stores import method_label
+
 METHOD, LAYER, MODELS, IMAGE, SHARE, MEASURE = (
     "review_timeline_method", "review_timeline_layer", "review_timeline_models", "review_timeline_image",
     "review_timeline_share", "review_timeline_measure")
@@ -38,7 +40,8 @@ def render(store: Path) -> None:
     settings = run_settings(store)
     layers = settings.get("models", [{}])[0].get("layers", [])
     left, middle, right = st.columns([1, 3, 1])
-    method = left.selectbox("Method", settings.get("methods", ["gradcam"]), key=_key(METHOD, store))
+    method = left.selectbox("Method", settings.get("methods", ["gradcam"]), key=_key(METHOD, store),
+                            format_func=method_label)
     layer = left.selectbox("Layer", layers, key=_key(LAYER, store)) if len(layers) > 1 else None
     models = middle.multiselect("Checkpoints, in order (run.json's order by default)", names, default=names,
                                 key=_key(MODELS, store))
@@ -71,7 +74,10 @@ def _maps(store: Path, review: TimelineReview) -> None:
     image_id = st.selectbox("Image (most moved first)", options, key=_key(IMAGE, store))
     n = timeline.index(image_id)
     st.markdown(f"**{image_id}**, class {int(timeline.class_index[n])} ({timeline.class_source[n]} class)")
-    image = _source_image(store, image_id)
+    original = source_image(store, image_id)
+    image = original.image
+    if image is not None:
+        image.thumbnail((PANEL * 2, PANEL * 2))
     for column, model, j in zip(st.columns(len(timeline.models)), timeline.models, range(len(timeline.models))):
         picture = (colorize(upsample(timeline.maps[n, j], (PANEL, PANEL)), "jet") if image is None
                    else overlay(image, timeline.maps[n, j], 0.5))
@@ -81,6 +87,8 @@ def _maps(store: Path, review: TimelineReview) -> None:
                                                                  else "undefined (a constant map)")
              for d in review.drifts]
     st.caption(" · ".join(cells))
+    if image is None:
+        st.caption(f"The maps alone: {original.problem}")
 
 
 def _distribution(store: Path, review: TimelineReview) -> None:
@@ -90,7 +98,7 @@ def _distribution(store: Path, review: TimelineReview) -> None:
     for drift in review.drifts:
         values = getattr(drift, measure)
         figure.add_trace(go.Histogram(x=values[np.isfinite(values)], name=drift.label, opacity=0.6,
-                                      xbins={"start": -1.0, "end": 1.0, "size": 0.05}))
+                                      xbins={"start": -1.0, "end": 1.05, "size": 0.05}))  # [1, 1.05): the same map
     figure.update_layout(barmode="overlay", xaxis_title=f"{label} (1 = the same map)", yaxis_title="images",
                          height=320, margin={"t": 30, "b": 40})
     st.plotly_chart(figure, width="stretch", key="review_timeline_histogram")
@@ -112,11 +120,3 @@ def _most_moved(review: TimelineReview) -> None:
     st.subheader(f"Most moved ({first_last.label})")
     st.dataframe([{"image": m.image_id, "class": m.class_index, "SSIM": m.ssim, "rank corr.": m.spearman}
                   for m in review.flagged], hide_index=True, width="stretch")
-
-
-def _source_image(store: Path, image_id: str):
-    """The original from the run's SOURCE (never outside it), shrunk for a panel; None when it cannot be read."""
-    image = source_image(store, image_id).image
-    if image is not None:
-        image.thumbnail((PANEL * 2, PANEL * 2))
-    return image
