@@ -50,11 +50,12 @@ def _map_row(image_id: str, model: str, raw: np.ndarray, class_index: int, proba
             "raw_shape": list(raw.shape), "raw_scale": scale, **map_stats(raw)}
 
 
-def write_store(folder: Path, models: tuple[str, ...] = MODELS) -> Path:
-    """Each model's map of class 0 for every image; ckpt_c moves the hot cell of s*.png to (1, 8)."""
+def write_store(folder: Path, models: tuple[str, ...] = MODELS, images: dict = IMAGES) -> Path:
+    """Each model's map of class 0 for every image; ckpt_c moves the hot cell of s*.png to (1, 8).
+    Writing again into the same folder adds a part (as a second run would)."""
     maps, predictions = [], []
     for model in models:
-        for image_id, (_, _, probability) in IMAGES.items():
+        for image_id, (_, _, probability) in images.items():
             moved = model == "ckpt_c" and image_id.startswith("s")
             maps.append(_map_row(image_id, model, _raw(1, 8) if moved else _raw(4, 4), 0, probability))
             predictions.append({"image_id": image_id, "image_sha256": "0" * 64, "model": model, "width": SIDE,
@@ -201,3 +202,25 @@ def test_a_bad_boxes_upload_is_one_plain_error(monkeypatch, store):
     at.file_uploader(key="review_boxes_upload:hand").upload("boxes.json", b"{oops", "application/json").run()
     assert [e.value for e in at.error] and "not valid JSON" in at.error[0].value
     assert not at.exception
+
+
+def test_every_view_follows_a_run_that_adds_parts(monkeypatch, tmp_path):
+    from explainers.review.stores import parts_key
+
+    folder = write_store(tmp_path / "growing")
+    first = parts_key(folder)
+    at = _review_page(monkeypatch, tmp_path, "Gallery")
+    assert any(c.value.startswith("36 maps match") for c in at.caption)
+    at.radio(key="review_view").set_value("Strategies").run()
+    assert at.subheader[0].value.startswith("cat: 12 images")  # SpRAy of class cat, the first model
+    at.radio(key="review_view").set_value("Checkpoints").run()
+    assert any(c.value.startswith("12 images, layer features") for c in at.caption)
+    write_store(folder, images={"x1.png": ([HIT_SMALL], True, 0.3)})  # a second run adds one image
+    assert len(parts_key(folder)) == len(first) + 1
+    at.run()
+    assert any(c.value.startswith("13 images, layer features") for c in at.caption)
+    at.radio(key="review_view").set_value("Strategies").run()
+    assert at.subheader[0].value.startswith("cat: 13 images")
+    at.radio(key="review_view").set_value("Gallery").run()
+    assert any(c.value.startswith("39 maps match") for c in at.caption)
+    assert not at.exception and not at.error

@@ -63,7 +63,9 @@ def _tile(store: Path, row: browse.GalleryRow, opacity: float, colormap: str, so
              caption=f"{method_label(row.method)} · {row.class_name} · p {row.probability:.2f} · "
                      + map_caption(row.max) + value)
     truth = f"true {row.true_name}" if row.true_name else "label unknown"
-    st.caption(f"{row.image_id} · predicted {row.predicted_name} ({row.predicted_probability:.0%}) · {truth}")
+    models = review_filters.choices(str(store), parts_key(store))["models"]
+    model = f" · model {row.model}" if len(models) > 1 else ""  # a store of several checkpoints
+    st.caption(f"{row.image_id}{model} · predicted {row.predicted_name} ({row.predicted_probability:.0%}) · {truth}")
     fit = review_open.run_fit(store, row.model)
     if fit not in (None, "squash"):  # maps are drawn over the whole image (squash) here
         st.caption(f"Drawn over the whole image; the run fitted images by {fit} (Compare places it exactly).")
