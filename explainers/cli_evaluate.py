@@ -77,26 +77,19 @@ def read_boxes(path: str | Path, folder: str | Path) -> list[dict]:
     Raises:
         EvaluationError: unreadable JSON, a record without file or box, or a missing image file.
     """
+    from .review.strata import parse_boxes  # one parser of the boxes format, shared with the Review page
+
     try:
-        records = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as error:
+        text = Path(path).read_text()
+    except OSError as error:
         raise EvaluationError(f"Cannot read the boxes file {str(path)!r}: {error}.") from None
-    if not isinstance(records, list) or not records:
-        raise EvaluationError("The boxes file must hold a non-empty JSON list of "
-                              '{"file", "box": [x0, y0, x1, y1], "class"} records.')
-    grouped: dict[tuple[str, Any], dict] = {}
-    for n, record in enumerate(records, 1):
-        if not isinstance(record, dict) or "file" not in record or "box" not in record:
-            raise EvaluationError(f"Record {n} of the boxes file needs a \"file\" and a \"box\".")
-        box = record["box"]
-        if not isinstance(box, (list, tuple)) or len(box) != 4:
-            raise EvaluationError(f"Record {n}: a box is four numbers [x0, y0, x1, y1], not {box!r}.")
-        image = Path(folder) / str(record["file"])
+    groups = []
+    for group in parse_boxes(text):
+        image = Path(folder) / group.file
         if not image.is_file():
-            raise EvaluationError(f"Record {n}: there is no image {str(image)!r}.")
-        key = (str(record["file"]), record.get("class"))
-        grouped.setdefault(key, {"file": key[0], "path": image, "class": key[1], "boxes": []})["boxes"].append(box)
-    return list(grouped.values())
+            raise EvaluationError(f"The boxes file names {group.file!r}, but there is no image {str(image)!r}.")
+        groups.append({"file": group.file, "path": image, "class": group.class_ref, "boxes": list(group.boxes)})
+    return groups
 
 
 def _class_index(model, wanted: Any) -> int | None:

@@ -20,10 +20,17 @@ def make_review_store(folder: Path) -> Path:
         (folder / "source" / image_id).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "assets" / "samples" / sample, folder / "source" / image_id)
     stores = folder / "stores"
-    subprocess.run([sys.executable, "-m", "explainers", "run", str(folder / "source"), "--out",
-                    str(stores / STORE_NAME), "--method", "gradcam", "eigencam", "--targets", "both", "--quiet"],
-                   cwd=ROOT, check=True, timeout=600, env={**os.environ, "CAMSCOPE_DEVICE": "cpu"})
+    done = run_cli(folder / "source", stores / STORE_NAME, "--method", "gradcam", "eigencam", "--targets", "both")
+    assert done.returncode == 0, done.stderr
     return stores
+
+
+def run_cli(source: Path, out: Path, *args: str, env: dict[str, str] | None = None,
+            timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python -m explainers run SOURCE --out OUT ARGS --quiet`` on the CPU, as a user runs it into a store."""
+    return subprocess.run([sys.executable, "-m", "explainers", "run", str(source), "--out", str(out), *args, "--quiet"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "CAMSCOPE_DEVICE": "cpu", **(env or {})})
 
 
 def open_review(monkeypatch, stores: Path, view: str = "Gallery", methods: tuple[str, ...] = ("gradcam",),

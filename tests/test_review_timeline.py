@@ -3,9 +3,6 @@ entries, the real ``run`` with several --model into one store, then drift equal 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +14,8 @@ from explainers.review.timeline import (TimelineError, checkpoints, default_pair
                                         review_timeline)
 from explainers.scale.query import connect
 from explainers.scale.rows import decode_raw
+from tests.review_store import run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
 # run order on purpose not alphabetical: the timeline must follow run.json, not sorting
 ORDER = ("zeta_init", "mid_step5", "alpha_final", "alpha_final_copy")
 SIDE = 32
@@ -82,11 +79,9 @@ def store(tmp_path_factory) -> Path:
         (source / ("left", "right")[label]).mkdir(parents=True, exist_ok=True)
         Image.fromarray(_image(label, rng)).save(source / ("left", "right")[label] / f"{i:02d}.png")
     out = root / "store"
-    env = {**os.environ, "CAMSCOPE_MODELS_DIR": str(models), "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    env = {"CAMSCOPE_MODELS_DIR": str(models), "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     models_args = [a for n in ORDER for a in ("--model", n)]
-    done = subprocess.run([sys.executable, "-m", "explainers", "run", str(source), "--out", str(out), *models_args,
-                           "--targets", "both", "--quiet"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = run_cli(source, out, *models_args, "--targets", "both", env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "12 images explained" in done.stdout
     return out
