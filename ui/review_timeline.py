@@ -60,8 +60,8 @@ def render(store: Path) -> None:
     st.caption(f"{len(timeline.image_ids)} images, layer {timeline.layer}; class compared: the true class for "
                f"{sources['true']}, the last checkpoint's prediction for {sources['last']}"
                + (f"; {timeline.missing} images left out (no map of one class in every checkpoint)"
-                  if timeline.missing else "") + ". Maps upsampled to "
-               f"{timeline.size} x {timeline.size} and scaled 0..1 each by its own min..max; SSIM with data_range 1.")
+                  if timeline.missing else "") + ". Each map upsampled to "
+               f"{timeline.size} x {timeline.size} and scaled by its own min to max; SSIM with data_range 1.")
     _maps(store, review)
     _distribution(store, review)
     _most_moved(review)

@@ -2,6 +2,7 @@
 
 Only files inside the SOURCE that run.json records are read: a folder's files (resolved, symbolic
 links refused), a zip's members, or the files of a listing that lie in the listing's folder.
+Every Review view reads originals here and captions its maps with ``map_caption`` (scale and strength).
 """
 from __future__ import annotations
 
