@@ -137,7 +137,7 @@ def _class_section(result: Strategies, found: ClassStrategies, read: ImageReader
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}section{margin-bottom:2em}
 .cluster{border:1px solid #ccc;border-radius:6px;padding:.5em 1em;margin:.8em 0}
 .row{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}figure{margin:0;max-width:180px}
-figcaption{font-size:.75em;word-break:break-all}p.note{font-size:.85em;color:#555}"""
+figcaption{font-size:.75em;overflow-wrap:anywhere}p.note{font-size:.85em;color:#555}"""
 
 
 def write_html(result: Strategies, path: str | Path, read: Optional[ImageReader] = None) -> Path:
