@@ -240,6 +240,28 @@ def test_noise_tunnel_around_guided_backprop_equals_captum(small, small_x, monke
     assert np.abs(ours - reference.permute(1, 2, 0).numpy()).max() <= 1e-5 * float(reference.abs().max())
 
 
+@pytest.mark.parametrize("kind", ["smoothgrad", "smoothgrad_sq", "vargrad"])
+def test_noise_tunnel_around_integrated_gradients_equals_captum(kind, small, small_x, cat_image, monkeypatch):
+    noise = torch.randn((3, 3, 32, 32), generator=torch.Generator().manual_seed(5)) * 0.3
+    monkeypatch.setattr(torch, "normal", lambda mean, std: noise.clone())
+    reference = captum.NoiseTunnel(captum.IntegratedGradients(small.module)).attribute(
+        small_x, nt_type=kind, nt_samples=3, stdevs=0.3, target=1, n_steps=20)
+    monkeypatch.undo()
+    tunnel = NoiseTunnel(kind, 3, 0.3)
+    ours = pixel_attribution.noisy_integrated_gradients(small.module, small_x, [ClassifierOutputTarget(1)], 20,
+                                                        tunnel, lambda shape: noise, batch_size=7)[0]
+    assert float((ours - reference).abs().max()) <= 1e-4 * float(reference.abs().max())
+    plain = captum.IntegratedGradients(small.module).attribute(small_x, target=1, n_steps=20)
+    assert float((plain - reference).abs().max()) > 1e-2 * float(reference.abs().max())  # the tunnel changed it
+    # explain() and the CLI's options reach it: the noise tunnel of the options, the same noise, the name says so
+    shown = explain(small, cat_image, ["integrated_gradients"], classes=[1], batch_size=7,
+                    options=MethodOptions(noise_tunnel=tunnel, ig_steps=20, noise=lambda shape: noise))
+    result = shown.result("integrated_gradients")
+    assert result.method_name == f"Integrated Gradients ({kind} x3)"
+    expected = reference[0].abs().amax(dim=0).numpy()
+    assert np.allclose(result.raw, expected, atol=1e-4 * float(expected.max()))
+
+
 def test_options_refuse_nonsense():
     with pytest.raises(MethodError, match="either aug-smooth or a noise tunnel"):
         MethodOptions(aug_smooth=True, noise_tunnel=NoiseTunnel())

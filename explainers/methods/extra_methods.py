@@ -104,9 +104,14 @@ def _smoothgradcampp(ctx: JobContext, layer: str) -> list[np.ndarray]:
 
 
 def _integrated_gradients(ctx: JobContext, _layer: str) -> list[np.ndarray]:
-    attributions = pixel_attribution.integrated_gradients(ctx.inference_model(differentiable=True), ctx.x,
-                                                          ctx.targets, ctx.options.ig_steps,
-                                                          batch_size=max(ctx.batch_size, 1), progress=ctx.progress)
+    o, model, batch = ctx.options, ctx.inference_model(differentiable=True), max(ctx.batch_size, 1)
+    if o.noise_tunnel is not None:
+        attributions = pixel_attribution.noisy_integrated_gradients(
+            model, ctx.x, ctx.targets, o.ig_steps, o.noise_tunnel, o.noise_source(o.noise_tunnel.std, ctx.x.device),
+            batch, ctx.progress)
+    else:
+        attributions = pixel_attribution.integrated_gradients(model, ctx.x, ctx.targets, o.ig_steps,
+                                                              batch_size=batch, progress=ctx.progress)
     return [saliency(a[0].permute(1, 2, 0).cpu().numpy()) for a in attributions]
 
 
