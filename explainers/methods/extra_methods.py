@@ -11,7 +11,7 @@ from torch import nn
 
 from . import baselines, perturbation, pixel_attribution, smoothing
 from .guided import saliency
-from .inference_copy import inference_copy
+from .inference_copy import CacheSizedPasses, inference_copy
 from .options import MethodOptions
 from .original_cam import class_activation_map, classifier_weights
 from .refine_cam import refine_cam
@@ -45,8 +45,8 @@ class JobContext:
         """What the hook-free passes run on: the frozen copy when the options allow it (``differentiable``:
         one that input gradients flow through)."""
         if self.options.frozen_inference and self.shared_model is not None:
-            return inference_copy(self.shared_model, self.x, differentiable)
-        return self.clone
+            return CacheSizedPasses(inference_copy(self.shared_model, self.x, differentiable))
+        return CacheSizedPasses(self.clone)
 
     def split_model(self) -> Optional[SplitModel]:
         """The model cut after the earliest chosen layer (frozen below it), when the options allow it."""
