@@ -11,7 +11,7 @@ from torch import nn
 
 from . import baselines, perturbation, pixel_attribution, smoothing
 from .guided import saliency
-from .inference_copy import CacheSizedPasses, inference_copy
+from .inference_copy import CacheSizedPasses, cache_sized_batch, inference_copy
 from .options import MethodOptions
 from .original_cam import class_activation_map, classifier_weights
 from .refine_cam import refine_cam
@@ -111,7 +111,8 @@ def _smoothgradcampp(ctx: JobContext, layer: str) -> list[np.ndarray]:
 
 
 def _integrated_gradients(ctx: JobContext, _layer: str) -> list[np.ndarray]:
-    o, model, batch = ctx.options, ctx.inference_model(differentiable=True), max(ctx.batch_size, 1)
+    # each forward + backward over a few steps: on the CPU the saved activations then stay in the cache
+    o, model, batch = ctx.options, ctx.inference_model(differentiable=True), cache_sized_batch(ctx.x, ctx.batch_size)
     if o.noise_tunnel is not None:
         attributions = pixel_attribution.noisy_integrated_gradients(
             model, ctx.x, ctx.targets, o.ig_steps, o.noise_tunnel, o.noise_source(o.noise_tunnel.std, ctx.x.device),
