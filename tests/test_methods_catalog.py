@@ -9,7 +9,7 @@ from explainers.cli import main
 from explainers.pipeline import explain
 from explainers.methods import extra_methods
 from explainers.methods.catalog import FAMILIES, METHODS, family_of, grouped_methods, picker_options
-from explainers.methods.options import MethodOptions
+from explainers.methods.options import MethodOptions, NoiseTunnel
 
 NEW = {"cam", "refinecam", "occlusion", "sscam", "iscam", "smoothgradcam++", "integrated_gradients", "randomcam",
        "sobelcam"}
@@ -88,3 +88,16 @@ def test_the_app_toggles_aug_smooth_and_evaluate_adds_the_baselines(lite0):
     at.toggle(key="evaluate_references").set_value(True).run()
     assert_clean(at)
     assert at.button[0].label == "Run faithfulness (260 forward passes)"  # + RandomCAM and SobelCAM: 5 x 52
+
+
+def test_cli_noise_tunnel_reaches_integrated_gradients(cat_file, tmp_path, lite0, cat_image):
+    assert main(["explain", str(cat_file), "--method", "integrated_gradients", "--class", "281", "--noise-tunnel",
+                 "smoothgrad_sq", "--nt-samples", "2", "--nt-std", "0.2", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["outputs"][0]["method_name"] == "Integrated Gradients (smoothgrad_sq x2)"
+    options = MethodOptions(noise_tunnel=NoiseTunnel("smoothgrad_sq", 2, 0.2))
+    expected = explain(lite0, cat_image, ["integrated_gradients"], classes=[281], options=options)
+    plain = explain(lite0, cat_image, ["integrated_gradients"], classes=[281])
+    written = np.load(tmp_path / summary["outputs"][0]["map"])
+    assert np.allclose(written, expected.results[0].map, atol=1e-5)
+    assert not np.allclose(written, plain.results[0].map, atol=1e-2)  # the tunnel changed the map
