@@ -1,15 +1,20 @@
 """Benchmark: CAMscope's new methods against the library that defines each, at the same settings.
 
 Not a test. One 224x224 image (scikit-image's cat), the embedded EfficientNet-Lite0. The cases run
-round-robin (ours, the peer's, the next method's...), one warm-up then --repeat timed runs each, and
-the table shows medians and the ratio ours / peer's:
+round-robin (ours, then each peer setting, then the next method...), one warm-up then --repeat timed runs
+each. The table shows medians of wall time, the ratio ours / peer's with its range over the rounds (each
+round's calls are neighbours in time, so they share the machine's load), and the ratio of CPU time
+(process time: what the call itself spent, less sensitive to other jobs on a shared machine):
 
   Smooth Grad-CAM++  explain(["smoothgradcam++"])      vs TorchCAM SmoothGradCAMpp (4 samples, std 0.3)
-  SS-CAM, IS-CAM     explain(["sscam"] / ["iscam"])     vs TorchCAM SSCAM / ISCAM (batch 32, its default)
+  SS-CAM, IS-CAM     explain(["sscam"] / ["iscam"])     vs TorchCAM SSCAM / ISCAM (--torchcam-batch: 32, its default)
   Occlusion          explain(["occlusion"])             vs Captum Occlusion, same window / stride / fill
+                                                          (--captum-ppe: its perturbations_per_eval settings)
   Int. Gradients     explain(["integrated_gradients"])  vs Captum IntegratedGradients, same steps
+                                                          (--captum-ig-batch: its internal_batch_size settings)
 
     python bench/bench_methods.py [--repeat 3] [--score-layer blocks.1] [--sscam-samples 35]
+        [--torchcam-batch 32 8] [--captum-ppe 1 8 64] [--captum-ig-batch 0 8]
 """
 from __future__ import annotations
 

@@ -92,10 +92,10 @@ def test_the_app_toggles_aug_smooth_and_evaluate_adds_the_baselines(lite0):
 
 def test_cli_noise_tunnel_reaches_integrated_gradients(cat_file, tmp_path, lite0, cat_image):
     assert main(["explain", str(cat_file), "--method", "integrated_gradients", "--class", "281", "--noise-tunnel",
-                 "smoothgrad_sq", "--nt-samples", "2", "--nt-std", "0.2", "--out", str(tmp_path)]) == 0
+                 "smoothgrad_sq", "--nt-samples", "1", "--nt-std", "0.2", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["outputs"][0]["method_name"] == "Integrated Gradients (smoothgrad_sq x2)"
-    options = MethodOptions(noise_tunnel=NoiseTunnel("smoothgrad_sq", 2, 0.2))
+    assert summary["outputs"][0]["method_name"] == "Integrated Gradients (smoothgrad_sq x1)"
+    options = MethodOptions(noise_tunnel=NoiseTunnel("smoothgrad_sq", 1, 0.2))
     expected = explain(lite0, cat_image, ["integrated_gradients"], classes=[281], options=options)
     plain = explain(lite0, cat_image, ["integrated_gradients"], classes=[281])
     written = np.load(tmp_path / summary["outputs"][0]["map"])
