@@ -23,6 +23,7 @@ from .shared_pass import forward_capture
 
 _SPLITS: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, Optional[SplitModel]]]" = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
+_KEPT_PER_MODEL = 4  # layer choices kept per model
 LOGITS = "__logits__"  # the key of the logits among the outputs
 
 
@@ -70,6 +71,8 @@ def split_model(model: nn.Module, example: torch.Tensor, layers: Sequence[str]) 
     with _LOCK:
         splits = _SPLITS.setdefault(model, {})
         if key not in splits:
+            if len(splits) >= _KEPT_PER_MODEL:  # each holds a folded copy of the weights: drop the oldest
+                splits.pop(next(iter(splits)))
             splits[key] = _build(model, example, list(layers))
         return splits[key]
 
