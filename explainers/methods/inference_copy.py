@@ -55,7 +55,7 @@ def _freeze(model: nn.Module, example: torch.Tensor, differentiable: bool = Fals
     return frozen if float((got - expected).abs().max()) <= 1e-4 * scale else None
 
 
-CPU_PIXELS_PER_PASS = 8 * 224 * 224  # measured on a 2-core EPYC: 4-8 images of 224 x 224 per call cost the least
+CPU_PIXELS_PER_PASS = 4 * 224 * 224  # measured on a 2-core EPYC: 4 images of 224 x 224 per call cost the least
 
 
 def cache_sized_batch(x: torch.Tensor, batch_size: int) -> int:
@@ -68,7 +68,7 @@ def cache_sized_batch(x: torch.Tensor, batch_size: int) -> int:
 class CacheSizedPasses(nn.Module):
     """Runs a batch through ``model`` a few images at a time on the CPU.
 
-    A CPU pass over 4-8 images of 224 x 224 keeps each layer's activations in the cache; at 32-64 images
+    A CPU pass over 4 images of 224 x 224 keeps each layer's activations in the cache; at 8-64 images
     they spill, and each image costs about twice as much (eager or frozen). The GPU gets the whole batch.
     """
 
