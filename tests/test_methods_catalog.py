@@ -69,7 +69,7 @@ def test_the_report_captions_baselines_as_references(lite0, cat_image):
     assert "Grad-CAM (baseline" not in html
 
 
-def test_the_app_toggles_aug_smooth_and_evaluate_adds_the_baselines(lite0):
+def test_the_app_toggles_aug_smooth_and_a_noise_tunnel_and_evaluate_adds_the_baselines(lite0):
     pytest.importorskip("streamlit")
     from streamlit.testing.v1 import AppTest
 
@@ -80,9 +80,15 @@ def test_the_app_toggles_aug_smooth_and_evaluate_adds_the_baselines(lite0):
     at.session_state[state.METHODS] = ["gradcam"]
     at.run()
     assert panel_captions(at)[0].startswith("Grad-CAM · ")
+    at.selectbox(key=state.NOISE_TUNNEL).set_value("smoothgrad").run()
+    at.number_input(key=state.NT_SAMPLES).set_value(2).run()
+    assert_clean(at)
+    assert panel_captions(at)[0].startswith("Grad-CAM (smoothgrad x2) · ")
+    at.selectbox(key=state.NOISE_TUNNEL).set_value("off").run()
     at.toggle(key=state.AUG_SMOOTH).set_value(True).run()
     assert_clean(at)
     assert panel_captions(at)[0].startswith("Grad-CAM (aug-smooth) · ")
+    assert at.selectbox(key=state.NOISE_TUNNEL).disabled  # not both
     at.switch_page("pages/evaluate.py").run()
     assert at.button[0].label == "Run faithfulness (156 forward passes)"  # Grad-CAM, Grad-CAM++, random map
     at.toggle(key="evaluate_references").set_value(True).run()
