@@ -12,8 +12,8 @@ from torch import nn
 from .catalog import MethodSpec
 from .guided import guided_clone
 from .options import NoiseSource, NoiseTunnel
-from .split_model import LOGITS, SplitModel
-from .shared_pass import ForwardCapture, first_component, forward_capture, layer_gradients, shared_cam, to_numpy_map
+from .split_model import SplitModel, split_capture
+from .shared_pass import first_component, forward_capture, layer_gradients, shared_cam, to_numpy_map
 
 Reshape = Optional[Callable[[torch.Tensor], torch.Tensor]]
 AUGMENTATIONS = [(flip, factor) for flip in (False, True) for factor in (0.9, 1.0, 1.1)]  # ttach, as the library's
@@ -41,11 +41,8 @@ def smooth_gradcam_pp(clone: nn.Module, x: torch.Tensor, layers: Sequence[str], 
         per target, {layer: (h, w) map before ReLU}.
     """
     noisy = x + torch.cat([noise(tuple(x.shape)).to(x.device, x.dtype) for _ in range(samples)])  # (N, 3, H, W)
-    if split is not None:
-        outputs = split.outputs(noisy)
-        capture = ForwardCapture(outputs[LOGITS], {n: outputs[n] for n in layers}, True)
-    else:
-        capture = forward_capture(clone, noisy, layers, with_grads=True)
+    capture = (split_capture(split, noisy, layers) if split is not None
+               else forward_capture(clone, noisy, layers, with_grads=True))
     last = {n: _as_map(capture.outputs[n], reshape)[-1:] for n in layers}  # (1, C, h, w)
     out = []
     for target in targets:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..clones import shell_clone
-from .shared_pass import forward_capture
+from .shared_pass import ForwardCapture, forward_capture
 
 _SPLITS: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, Optional[SplitModel]]]" = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
@@ -62,6 +62,12 @@ class _Upper(nn.Module):
             kept = [t.clone() for t in leaves]  # what a layer output at the cut returns, untouched by the graph
             out = self.part(*(t.clone() for t in kept))
         return {k: kept[self.crossing_outputs[k]] if k in self.crossing_outputs else v for k, v in out.items()}
+
+
+def split_capture(split: SplitModel, x: torch.Tensor, layers: Sequence[str]) -> ForwardCapture:
+    """What ``forward_capture(..., with_grads=True)`` gives, from the split model."""
+    outputs = split.outputs(x)
+    return ForwardCapture(outputs[LOGITS], {n: outputs[n] for n in layers}, True)
 
 
 def split_model(model: nn.Module, example: torch.Tensor, layers: Sequence[str]) -> Optional[SplitModel]:
