@@ -249,7 +249,7 @@ def _with_options(spec: MethodSpec, options: MethodOptions) -> MethodSpec:
         applied = options
     elif spec.key in _OPTION_METHODS:
         applied = MethodOptions(eigen_smooth=options.eigen_smooth)
-    elif spec.key == "guided_backprop":
+    elif spec.key in ("guided_backprop", "integrated_gradients"):  # the pixel attributions a tunnel applies to
         applied = MethodOptions(noise_tunnel=options.noise_tunnel)
     else:
         return spec

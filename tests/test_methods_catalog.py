@@ -9,7 +9,7 @@ from explainers.cli import main
 from explainers.pipeline import explain
 from explainers.methods import extra_methods
 from explainers.methods.catalog import FAMILIES, METHODS, family_of, grouped_methods, picker_options
-from explainers.methods.options import MethodOptions
+from explainers.methods.options import MethodOptions, NoiseTunnel
 
 NEW = {"cam", "refinecam", "occlusion", "sscam", "iscam", "smoothgradcam++", "integrated_gradients", "randomcam",
        "sobelcam"}
@@ -69,7 +69,7 @@ def test_the_report_captions_baselines_as_references(lite0, cat_image):
     assert "Grad-CAM (baseline" not in html
 
 
-def test_the_app_toggles_aug_smooth_and_evaluate_adds_the_baselines(lite0):
+def test_the_app_toggles_aug_smooth_and_a_noise_tunnel_and_evaluate_adds_the_baselines(lite0):
     pytest.importorskip("streamlit")
     from streamlit.testing.v1 import AppTest
 
@@ -80,11 +80,30 @@ def test_the_app_toggles_aug_smooth_and_evaluate_adds_the_baselines(lite0):
     at.session_state[state.METHODS] = ["gradcam"]
     at.run()
     assert panel_captions(at)[0].startswith("Grad-CAM · ")
+    at.selectbox(key=state.NOISE_TUNNEL).set_value("smoothgrad").run()
+    at.number_input(key=state.NT_SAMPLES).set_value(2).run()
+    assert_clean(at)
+    assert panel_captions(at)[0].startswith("Grad-CAM (smoothgrad x2) · ")
+    at.selectbox(key=state.NOISE_TUNNEL).set_value("off").run()
     at.toggle(key=state.AUG_SMOOTH).set_value(True).run()
     assert_clean(at)
     assert panel_captions(at)[0].startswith("Grad-CAM (aug-smooth) · ")
+    assert at.selectbox(key=state.NOISE_TUNNEL).disabled  # not both
     at.switch_page("pages/evaluate.py").run()
     assert at.button[0].label == "Run faithfulness (156 forward passes)"  # Grad-CAM, Grad-CAM++, random map
     at.toggle(key="evaluate_references").set_value(True).run()
     assert_clean(at)
     assert at.button[0].label == "Run faithfulness (260 forward passes)"  # + RandomCAM and SobelCAM: 5 x 52
+
+
+def test_cli_noise_tunnel_reaches_integrated_gradients(cat_file, tmp_path, lite0, cat_image):
+    assert main(["explain", str(cat_file), "--method", "integrated_gradients", "--class", "281", "--noise-tunnel",
+                 "smoothgrad_sq", "--nt-samples", "1", "--nt-std", "0.2", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["outputs"][0]["method_name"] == "Integrated Gradients (smoothgrad_sq x1)"
+    options = MethodOptions(noise_tunnel=NoiseTunnel("smoothgrad_sq", 1, 0.2))
+    expected = explain(lite0, cat_image, ["integrated_gradients"], classes=[281], options=options)
+    plain = explain(lite0, cat_image, ["integrated_gradients"], classes=[281])
+    written = np.load(tmp_path / summary["outputs"][0]["map"])
+    assert np.allclose(written, expected.results[0].map, atol=1e-5)
+    assert not np.allclose(written, plain.results[0].map, atol=1e-2)  # the tunnel changed the map

@@ -240,6 +240,28 @@ def test_noise_tunnel_around_guided_backprop_equals_captum(small, small_x, monke
     assert np.abs(ours - reference.permute(1, 2, 0).numpy()).max() <= 1e-5 * float(reference.abs().max())
 
 
+@pytest.mark.parametrize("kind", ["smoothgrad", "smoothgrad_sq", "vargrad"])
+def test_noise_tunnel_around_integrated_gradients_equals_captum(kind, small, small_x, cat_image, monkeypatch):
+    noise = torch.randn((3, 3, 32, 32), generator=torch.Generator().manual_seed(5)) * 0.3
+    monkeypatch.setattr(torch, "normal", lambda mean, std: noise.clone())
+    reference = captum.NoiseTunnel(captum.IntegratedGradients(small.module)).attribute(
+        small_x, nt_type=kind, nt_samples=3, stdevs=0.3, target=1, n_steps=20)
+    monkeypatch.undo()
+    tunnel = NoiseTunnel(kind, 3, 0.3)
+    ours = pixel_attribution.noisy_integrated_gradients(small.module, small_x, [ClassifierOutputTarget(1)], 20,
+                                                        tunnel, lambda shape: noise, batch_size=7)[0]
+    assert float((ours - reference).abs().max()) <= 1e-4 * float(reference.abs().max())
+    plain = captum.IntegratedGradients(small.module).attribute(small_x, target=1, n_steps=20)
+    assert float((plain - reference).abs().max()) > 1e-2 * float(reference.abs().max())  # the tunnel changed it
+    # explain() and the CLI's options reach it: the noise tunnel of the options, the same noise, the name says so
+    shown = explain(small, cat_image, ["integrated_gradients"], classes=[1], batch_size=7,
+                    options=MethodOptions(noise_tunnel=tunnel, ig_steps=20, noise=lambda shape: noise))
+    result = shown.result("integrated_gradients")
+    assert result.method_name == f"Integrated Gradients ({kind} x3)"
+    expected = reference[0].abs().amax(dim=0).numpy()
+    assert np.allclose(result.raw, expected, atol=1e-4 * float(expected.max()))
+
+
 def test_options_refuse_nonsense():
     with pytest.raises(MethodError, match="either aug-smooth or a noise tunnel"):
         MethodOptions(aug_smooth=True, noise_tunnel=NoiseTunnel())
@@ -264,6 +286,52 @@ def test_the_frozen_copy_gives_the_eager_maps_and_odd_models_keep_the_eager_path
             return x.mean(dim=(2, 3)), x
     pair = Pair()
     assert inference_copy(pair, small_x) is pair
+
+
+class Skip(torch.nn.Module):
+    """A skip connection across the layer "b" and an in-place ReLU on its output: both must survive the cut."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.bn = torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.BatchNorm2d(6)
+        self.b, self.c = torch.nn.Conv2d(6, 6, 3, padding=1), torch.nn.Conv2d(6, 6, 1)
+        self.fc = torch.nn.Linear(6, 4)
+        self.bn.running_mean.uniform_(-0.5, 0.5), self.bn.running_var.uniform_(0.5, 2)
+        self.eval()
+
+    def forward(self, x):
+        h = self.bn(self.a(x))
+        y = self.b(h).relu_()
+        return self.fc((self.c(y) + h).mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("layers", [["b"], ["c", "b"], ["a", "c"]])
+def test_the_split_model_gives_the_eager_layer_outputs_and_gradients(layers, small_x):
+    from explainers.methods.shared_pass import forward_capture, layer_gradients
+    from explainers.methods.split_model import LOGITS, split_model
+    model, x = Skip(), small_x.repeat(3, 1, 1, 1) + 0.1 * torch.randn(3, 3, 32, 32)
+    split = split_model(model, small_x, layers)
+    assert split is not None
+    outputs = split.outputs(x)
+    capture = forward_capture(model, x, layers, with_grads=True)
+    target = ClassifierOutputTarget(2)
+    ours = torch.autograd.grad(target(outputs[LOGITS]).sum(), [outputs[n] for n in layers])
+    for n, g, theirs in zip(layers, ours, layer_gradients(capture, target, layers).values()):
+        assert torch.allclose(outputs[n], capture.outputs[n], atol=1e-5)
+        assert torch.allclose(g, theirs, atol=1e-6) and float(theirs.abs().max()) > 0
+
+    class Branchy(torch.nn.Module):  # data-dependent control flow: fx cannot trace it, the eager path stays
+        def forward(self, x):
+            return x.mean(dim=(2, 3)) if float(x.sum()) > 0 else -x.mean(dim=(2, 3))
+    assert split_model(Branchy(), small_x, ["a"]) is None
+
+
+def test_smooth_gradcampp_through_the_split_model_equals_the_eager_path(lite0, cat_image):
+    runs = [explain(lite0, cat_image, ["smoothgradcam++"], classes=[TABBY], layers=["blocks.5", "bn2"],
+                    options=MethodOptions(frozen_inference=frozen)) for frozen in (True, False)]
+    for fast, eager in zip(*(r.results for r in runs)):
+        assert np.abs(fast.raw - eager.raw).max() <= 1e-4 * np.abs(eager.raw).max()
 
 
 def test_smooth_gradcampp_of_two_layers_equals_torchcams_multi_layer_call(lite0, cat_image):

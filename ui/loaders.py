@@ -131,6 +131,8 @@ def explanations(model: LoadedModel, image: Image.Image, image_sha: str, layer: 
     found: dict[str, CamResult] = {}
     missing: list[str] = []
     tag = options.suffix() if options is not None else ""  # "" for the defaults: old cache keys stay valid
+    if options is not None and options.noise_tunnel is not None:
+        tag += f" std {options.noise_tunnel.std}"  # the name shows the samples, not the noise
     for method in methods:
         try:
             found[method] = with_map(_cam(*key, method + tag, None), image, model.preprocessing)

@@ -55,6 +55,9 @@ FOCUS = "compare_focus"
 RUN_SLOW = "compare_run_slow"
 AUG_SMOOTH = "compare_aug_smooth"  # pytorch-grad-cam's aug_smooth for the one-pass CAMs
 EIGEN_SMOOTH = "compare_eigen_smooth"
+NOISE_TUNNEL = "compare_noise_tunnel"  # Captum's noise tunnel for gradient methods ("off" or its type)
+NT_SAMPLES = "compare_nt_samples"
+NT_STD = "compare_nt_std"
 
 DEFAULT_METHODS = ["gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam"]
 COLORMAPS = ["jet", "turbo", "viridis", "inferno", "magma", "plasma", "gray"]
@@ -62,11 +65,13 @@ DEFAULTS: dict[str, object] = {
     SOURCE: "Gallery", GALLERY_CHOICE: "Cat (Chelsea)", MODEL: DEFAULT_MODEL, FIT: "squash",
     METHODS: DEFAULT_METHODS, SLOW_ON: False, SLOW_METHODS: [],
     OPACITY: 0.5, COLORMAP: "jet", SHARED_SCALE: False, AUG_SMOOTH: False, EIGEN_SMOOTH: False,
+    NOISE_TUNNEL: "off", NT_SAMPLES: 5, NT_STD: 1.0,  # Captum's defaults, as the CLI's
 }
 # Page widgets whose value must survive a visit to another page (Streamlit drops
 # the state of widgets that were not drawn in a run unless it is re-assigned).
 PERSISTENT = [CLASS_SELECT, CLASS_INDEX, LAYER, LAYER_EVERY, METHODS, SLOW_ON, SLOW_METHODS, OPACITY,
-              COLORMAP, SHARED_SCALE, FOCUS, AUG_SMOOTH, EIGEN_SMOOTH, REVIEWER]
+              COLORMAP, SHARED_SCALE, FOCUS, AUG_SMOOTH, EIGEN_SMOOTH, NOISE_TUNNEL, NT_SAMPLES, NT_STD,
+              REVIEWER]
 SELECTION = "_selection"
 
 

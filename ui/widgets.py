@@ -13,7 +13,7 @@ from explainers.io import sniff_format
 from explainers.fit import FIT_LABELS, FITS, aspect_warning
 from explainers.layers import LayerInfo
 from explainers.methods.catalog import list_methods
-from explainers.methods.options import MethodOptions
+from explainers.methods.options import NOISE_TUNNEL_TYPES, MethodOptions, NoiseTunnel
 from explainers.models import MANIFEST_ERRORS
 from explainers.models.spec import LoadedModel
 from explainers.results import Prediction
@@ -240,13 +240,23 @@ def layer_range_picker(model: LoadedModel, key: str) -> list[str]:
 
 
 def smoothing_toggles() -> MethodOptions:
-    """pytorch-grad-cam's aug_smooth and eigen_smooth, as two toggles side by side."""
-    aug, eigen = st.columns(2)
-    return MethodOptions(
-        aug_smooth=aug.toggle("Aug-smooth", key=state.AUG_SMOOTH,
-                              help="Average each one-pass CAM over 6 flipped / brightened copies (one batched pass)."),
-        eigen_smooth=eigen.toggle("Eigen-smooth", key=state.EIGEN_SMOOTH,
-                                  help="First principal component of the weighted activations: less noise."))
+    """pytorch-grad-cam's aug_smooth and eigen_smooth as two toggles, then Captum's noise tunnel (off unless
+    picked; not with aug-smooth) with its samples and noise std."""
+    aug, eigen, tunnel = st.columns(3)
+    aug_smooth = aug.toggle("Aug-smooth", key=state.AUG_SMOOTH,
+                            help="Average each one-pass CAM over 6 flipped / brightened copies (one batched pass).")
+    eigen_smooth = eigen.toggle("Eigen-smooth", key=state.EIGEN_SMOOTH,
+                                help="First principal component of the weighted activations: less noise.")
+    kind = tunnel.selectbox("Noise tunnel", ["off", *NOISE_TUNNEL_TYPES], key=state.NOISE_TUNNEL, disabled=aug_smooth,
+                            help="Captum's NoiseTunnel for the gradient methods (one-pass CAMs, Guided Backprop, "
+                                 "Integrated Gradients): maps of noisy copies combined, in one batched pass.")
+    noise = None
+    if kind != "off" and not aug_smooth:
+        samples, std = st.columns(2)
+        noise = NoiseTunnel(kind, int(samples.number_input("Noisy copies", 1, 64, step=1, key=state.NT_SAMPLES)),
+                            float(std.number_input("Noise std (model-input units)", 0.0, 10.0, step=0.1,
+                                                   key=state.NT_STD)))
+    return MethodOptions(aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, noise_tunnel=noise)
 
 
 def slow_methods(model: LoadedModel, image: Image.Image, image_sha: str, layer: str, class_index: int,

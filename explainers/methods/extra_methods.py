@@ -11,11 +11,12 @@ from torch import nn
 
 from . import baselines, perturbation, pixel_attribution, smoothing
 from .guided import saliency
-from .inference_copy import inference_copy
+from .inference_copy import CacheSizedPasses, cache_sized_batch, inference_copy
 from .options import MethodOptions
 from .original_cam import class_activation_map, classifier_weights
 from .refine_cam import refine_cam
 from .shared_pass import first_component
+from .split_model import SplitModel, split_model
 
 Progress = Optional[Callable[[float, str], None]]
 
@@ -44,8 +45,14 @@ class JobContext:
         """What the hook-free passes run on: the frozen copy when the options allow it (``differentiable``:
         one that input gradients flow through)."""
         if self.options.frozen_inference and self.shared_model is not None:
-            return inference_copy(self.shared_model, self.x, differentiable)
-        return self.clone
+            return CacheSizedPasses(inference_copy(self.shared_model, self.x, differentiable))
+        return CacheSizedPasses(self.clone)
+
+    def split_model(self) -> Optional[SplitModel]:
+        """The model cut after the earliest chosen layer (frozen below it), when the options allow it."""
+        if self.options.frozen_inference and self.shared_model is not None:
+            return split_model(self.shared_model, self.x, self.layers)
+        return None
 
 
 def layers_for(key: str, layers: list[str]) -> list[str]:
@@ -99,14 +106,20 @@ def _smoothgradcampp(ctx: JobContext, layer: str) -> list[np.ndarray]:
     if "smoothgradcam++" not in ctx.cache:  # every layer from the same noisy copies, as TorchCAM's multi-layer call
         ctx.cache["smoothgradcam++"] = smoothing.smooth_gradcam_pp(
             ctx.clone, ctx.x, ctx.layers, ctx.acts, ctx.targets, o.smooth_samples,
-            o.noise_source(o.smooth_std, ctx.x.device), ctx.reshape, o.eigen_smooth)
+            o.noise_source(o.smooth_std, ctx.x.device), ctx.reshape, o.eigen_smooth, split=ctx.split_model())
     return [m[layer] for m in ctx.cache["smoothgradcam++"]]
 
 
 def _integrated_gradients(ctx: JobContext, _layer: str) -> list[np.ndarray]:
-    attributions = pixel_attribution.integrated_gradients(ctx.inference_model(differentiable=True), ctx.x,
-                                                          ctx.targets, ctx.options.ig_steps,
-                                                          batch_size=max(ctx.batch_size, 1), progress=ctx.progress)
+    # each forward + backward over a few steps: on the CPU the saved activations then stay in the cache
+    o, model, batch = ctx.options, ctx.inference_model(differentiable=True), cache_sized_batch(ctx.x, ctx.batch_size)
+    if o.noise_tunnel is not None:
+        attributions = pixel_attribution.noisy_integrated_gradients(
+            model, ctx.x, ctx.targets, o.ig_steps, o.noise_tunnel, o.noise_source(o.noise_tunnel.std, ctx.x.device),
+            batch, ctx.progress)
+    else:
+        attributions = pixel_attribution.integrated_gradients(model, ctx.x, ctx.targets, o.ig_steps,
+                                                              batch_size=batch, progress=ctx.progress)
     return [saliency(a[0].permute(1, 2, 0).cpu().numpy()) for a in attributions]
 
 
