@@ -42,13 +42,18 @@ def add_run(sub: argparse._SubParsersAction) -> None:
 
 def run_run(args: argparse.Namespace) -> int:
     from .cli import UsageError
-    from .scale.run import run
-    from .scale.worker import RunSettings
 
     for name in ("batch_size", "limit", "actors", "part_images"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+    if args.engine == "ray":  # Ray starts in the background while this process imports the engine
+        from .scale.ray_engine import start_ray
+
+        start_ray(args.address)
+    from .scale.run import run
+    from .scale.worker import RunSettings
+
     settings = RunSettings(tuple(args.model or [DEFAULT_MODEL]), tuple(args.method or ["gradcam"]),
                            tuple(args.layer) if args.layer else None, args.targets)
     report = run(args.source, args.out, settings, engine=args.engine, address=args.address,

@@ -68,10 +68,32 @@ def run(source: str, out: str, settings: RunSettings, engine: str = "local", add
         batch_size: Optional[int] = None, limit: Optional[int] = None, quiet: bool = False,
         device: Optional[str] = None, part_images: int = PART_IMAGES, actors: Optional[int] = None) -> RunReport:
     """Explain every image of ``source`` into the store ``out`` (see the module docstring)."""
-    from ..cli import package_versions
-
     if engine not in ("local", "ray"):
         raise ExplainerError(f"Unknown engine {engine!r}: use local or ray.")
+    with _ray_starting(engine, address):
+        return _run(source, out, settings, engine, address, batch_size, limit, quiet, device, part_images, actors)
+
+
+@contextmanager
+def _ray_starting(engine: str, address: Optional[str]) -> Iterator[None]:
+    """For the Ray engine, Ray starts in the background while settings, SOURCE and the store are checked."""
+    if engine != "ray":
+        yield
+        return
+    from .ray_engine import start_ray, stop_unused_start
+
+    start_ray(address)
+    try:
+        yield
+    finally:
+        stop_unused_start(address)  # the run failed before its batches: Ray stops here
+
+
+def _run(source: str, out: str, settings: RunSettings, engine: str, address: Optional[str],
+         batch_size: Optional[int], limit: Optional[int], quiet: bool, device: Optional[str], part_images: int,
+         actors: Optional[int]) -> RunReport:
+    from ..cli import package_versions
+
     started = time.perf_counter()
     settings = settings.normalized()
     check_requested(out, {"models": list(settings.models), "methods": list(settings.methods),
