@@ -52,7 +52,7 @@ def run_run(args: argparse.Namespace) -> int:
 
         start_ray(args.address)
     from .scale.run import run
-    from .scale.worker import RunSettings
+    from .scale.settings import RunSettings
 
     settings = RunSettings(tuple(args.model or [DEFAULT_MODEL]), tuple(args.method or ["gradcam"]),
                            tuple(args.layer) if args.layer else None, args.targets)

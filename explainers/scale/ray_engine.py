@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import signal
 import threading
 from pathlib import Path
@@ -27,7 +28,7 @@ import pyarrow as pa
 from .sources import ImageRef
 
 if TYPE_CHECKING:
-    from .worker import RunSettings
+    from .settings import RunSettings
 
 CPU_THREADS_PER_ACTOR = 4
 TABLE_NAMES = ("maps", "predictions", "skipped")
@@ -40,7 +41,8 @@ class RayExplainer:
                  threads: Optional[int]) -> None:
         import torch
 
-        from .worker import BatchWorker, RunSettings
+        from .settings import RunSettings
+        from .worker import BatchWorker
 
         if threads:
             torch.set_num_threads(threads)
@@ -97,6 +99,57 @@ def ray_batches(todo: Sequence[ImageRef], settings: RunSettings, address: Option
     finally:
         if starter is not None:
             starter.stop()
+
+
+class RayRun:
+    """``ray_batches`` started now in a background thread: Ray starts, its actors load the models and
+    their batches queue up while the driver does its own work (imports, checking the store).
+    Iterate over it for the batches; ``close()`` stops the pipeline (and the Ray it started)."""
+
+    _END = object()
+
+    def __init__(self, todo: Sequence[ImageRef], settings: "RunSettings", address: Optional[str] = None,
+                 batch_size: Optional[int] = None, device: Optional[str] = None,
+                 actors: Optional[int] = None) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=64)  # batches; Ray Data holds back when it is full
+        self._stop = threading.Event()
+        batches = ray_batches(todo, settings, address, batch_size, device, actors)
+        self._thread = threading.Thread(target=self._pump, args=(batches,), name="ray-run", daemon=True)
+        self._thread.start()
+
+    def _pump(self, batches: Iterator[dict[str, pa.Table]]) -> None:
+        try:
+            for tables in batches:
+                if not self._put(tables):
+                    break
+            self._put(self._END)
+        except BaseException as error:  # re-raised in the driver's thread by __iter__
+            self._put(error)
+        finally:
+            batches.close()  # ends the pipeline; shuts down a Ray that ray_batches started
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[dict[str, pa.Table]]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self, timeout: Optional[float] = 60.0) -> None:
+        """Stop after the batch in flight and wait (``timeout`` seconds at most) for Ray to shut down."""
+        self._stop.set()
+        self._thread.join(timeout)
 
 
 class _Starter:

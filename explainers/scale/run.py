@@ -14,14 +14,17 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence
 
 import pyarrow as pa
 
 from ..errors import ExplainerError
 from .sources import ImageRef, list_source
-from .store import TABLES, Store, check_requested
-from .worker import BatchWorker, RunSettings, describe
+from .settings import RunSettings
+from .store import TABLES, Store, check_requested, stored_ids
+
+if TYPE_CHECKING:
+    from .worker import BatchWorker
 
 PART_IMAGES = 1024  # images per committed part file: fewer, larger files read faster
 PART_SECONDS = 60.0  # ... but a slow run commits at least this often
@@ -92,14 +95,33 @@ def _ray_starting(engine: str, address: Optional[str]) -> Iterator[None]:
 def _run(source: str, out: str, settings: RunSettings, engine: str, address: Optional[str],
          batch_size: Optional[int], limit: Optional[int], quiet: bool, device: Optional[str], part_images: int,
          actors: Optional[int]) -> RunReport:
-    from ..cli import package_versions
-
     started = time.perf_counter()
-    settings = settings.normalized()
-    check_requested(out, {"models": list(settings.models), "methods": list(settings.methods),
-                          "layers": list(settings.layers) if settings.layers else None, "targets": settings.targets})
     refs = list_source(source)[:limit]
     if engine == "local":
+        return _into_store(source, out, settings.normalized(), engine, refs, None, set(), batch_size, quiet, device,
+                           part_images, started)
+    from .ray_engine import RayRun
+
+    early = stored_ids(out)  # the actors start now, while this process imports the engine and opens the store
+    pipeline = RayRun([r for r in refs if r.image_id not in early], settings, address, batch_size, device, actors)
+    try:
+        return _into_store(source, out, settings.normalized(), engine, refs, pipeline, early, batch_size, quiet,
+                           device, part_images, started)
+    finally:
+        pipeline.close()
+
+
+def _into_store(source: str, out: str, settings: RunSettings, engine: str, refs: list[ImageRef],
+                pipeline: Optional[Iterable[dict[str, pa.Table]]], early: set[str], batch_size: Optional[int],
+                quiet: bool, device: Optional[str], part_images: int, started: float) -> RunReport:
+    """Check the settings, open the store, and commit the batches (the local engine's, or ``pipeline``'s
+    that was started for the images not stored in ``early``)."""
+    from ..cli import package_versions
+    from .worker import BatchWorker, describe
+
+    check_requested(out, {"models": list(settings.models), "methods": list(settings.methods),
+                          "layers": list(settings.layers) if settings.layers else None, "targets": settings.targets})
+    if pipeline is None:
         worker = BatchWorker(settings, device, batch_size)
         models = worker.models
     else:
@@ -115,10 +137,8 @@ def _run(source: str, out: str, settings: RunSettings, engine: str, address: Opt
         with stop_on_signals() as stop, _progress(len(todo), quiet) as bar:
             if worker is not None:
                 batches = _local(worker, todo, batch_size or _default_size(models))
-            else:
-                from .ray_engine import ray_batches
-
-                batches = ray_batches(todo, settings, address, batch_size, device, actors)
+            else:  # another run may have committed images between ``early`` and opening the store
+                batches = _without(pipeline, done - early)
             _commit(store, batches, stop, bar, counts, part_images, len(settings.models))
             status = "interrupted" if stop else "complete"
     except KeyboardInterrupt:
@@ -128,6 +148,17 @@ def _run(source: str, out: str, settings: RunSettings, engine: str, address: Opt
         record = store.close(status, {**package_versions(), **_more_versions()})
     return RunReport(len(refs), len(refs) - len(todo), counts["explained"], counts["skipped"],
                      time.perf_counter() - started, status != "complete", record)
+
+
+def _without(batches: Iterable[dict[str, pa.Table]], ids: set[str]) -> Iterator[dict[str, pa.Table]]:
+    """The batches without the rows of ``ids`` (none, unless another run wrote to the store meanwhile)."""
+    import pyarrow.compute as pc
+
+    for tables in batches:
+        if ids:
+            keep = pa.array(sorted(ids))
+            tables = {k: t.filter(pc.invert(pc.is_in(t.column("image_id"), keep))) for k, t in tables.items()}
+        yield tables
 
 
 def _default_size(models) -> int:
