@@ -106,10 +106,13 @@ def bench_speed(n: int, batch_sizes: list[int], repeat: int) -> None:
         print(f"  {key:32s} {rate:8.1f} images/s ({spread}){ratio}")
 
 
-def timed_run(source: Path, store: Path, engine: str, extra: list[str]) -> tuple[float, str]:
-    command = [sys.executable, "-c", "import resource, sys; from explainers.cli import main; code = main(sys.argv[1:]); "
-               "print('maxrss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)",
-               "run", str(source), "--out", str(store), "--engine", engine, "--quiet", *extra]
+def timed_run(source: Path, store: Path, engine: str, extra: list[str], rss: bool = False) -> tuple[float, str]:
+    """The run command as a user types it (``python -m explainers run``), or with its peak RSS printed."""
+    command = [sys.executable, "-m", "explainers"]
+    if rss:
+        command[1:] = ["-c", "import resource, sys; from explainers.cli import main; code = main(sys.argv[1:]); "
+                       "print('maxrss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)"]
+    command += ["run", str(source), "--out", str(store), "--engine", engine, "--quiet", *extra]
     start = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3600)
     seconds = time.perf_counter() - start
@@ -146,7 +149,7 @@ def bench_ray(source: Path, n: int, work: Path, repeat: int) -> None:
 def bench_memory(source: Path, n: int, work: Path) -> None:
     peaks = {}
     for count in (max(1, n // 10), n):
-        seconds, out = timed_run(source, work / f"store-mem-{count}", "local", ["--limit", str(count)])
+        seconds, out = timed_run(source, work / f"store-mem-{count}", "local", ["--limit", str(count)], rss=True)
         peaks[count] = int(out.split("maxrss_kb")[1].split()[0]) / 1024
         print(f"  {count:6d} images: {seconds:7.1f} s, peak RSS {peaks[count]:7.0f} MiB")
     small, big = peaks.values()

@@ -11,6 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from explainers.cli import main
+from explainers.cli_run import start_early
+from explainers.scale import run as scale_run
 from explainers.scale.rows import decode_raw
 from explainers.scale.store import committed
 from tests.scale_images import make_folder
@@ -27,10 +29,13 @@ def test_ray_engine_equals_local_engine(tmp_path):
     stores = {}
     for engine in ("local", "ray"):
         stores[engine] = tmp_path / engine
-        out = io.StringIO()
+        out, argv = io.StringIO(), ["run", str(source), "--out", str(stores[engine]), "--engine", engine, "--method",
+                                    "gradcam", "eigencam", "--targets", "top-k:2", "--batch-size", "5", "--quiet"]
+        start_early(argv)  # as python -m explainers does: Ray and its actors start before the engine is imported
+        assert len(scale_run._STARTED) == (engine == "ray")
         with redirect_stdout(out):
-            code = main(["run", str(source), "--out", str(stores[engine]), "--engine", engine, "--method", "gradcam",
-                         "eigencam", "--targets", "top-k:2", "--batch-size", "5", "--quiet"])
+            code = main(argv)
+        assert not scale_run._STARTED  # the run took the started pipeline over
         assert code == 0 and "24 images explained, 2 skipped" in out.getvalue()
     run = json.loads((stores["ray"] / "run.json").read_text())
     assert run["engine"] == "ray" and run["counts"]["maps"] == 24 * 2 * 2

@@ -63,17 +63,14 @@ def ray_batches(todo: Sequence[ImageRef], settings: RunSettings, address: Option
     """Explain ``todo`` on Ray (started here, or joined at ``address``); yields each batch's tables."""
     import ray
 
-    starter = _STARTERS.pop(address, None)
-    if not todo and starter is None:
-        return
+    if not todo:
+        return  # a Ray that start_ray began is stopped by stop_unused_start
+    starter = _STARTERS.get(address)
+    if starter is None and not ray.is_initialized():
+        starter = _STARTERS[address] = _Starter(address)
     try:
         if starter is not None:
             starter.wait()  # raises what ray.init raised
-        elif not ray.is_initialized():
-            starter = _Starter(address)
-            starter.wait()
-        if not todo:
-            return
         resources = ray.cluster_resources()
         gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
         if gpus and device != "cpu":
@@ -98,6 +95,7 @@ def ray_batches(todo: Sequence[ImageRef], settings: RunSettings, address: Option
             yield {name: _from_bytes(row[name]) for name in TABLE_NAMES}
     finally:
         if starter is not None:
+            _STARTERS.pop(address, None)
             starter.stop()
 
 

@@ -100,15 +100,38 @@ def _run(source: str, out: str, settings: RunSettings, engine: str, address: Opt
     if engine == "local":
         return _into_store(source, out, settings.normalized(), engine, refs, None, set(), batch_size, quiet, device,
                            part_images, started)
-    from .ray_engine import RayRun
-
-    early = stored_ids(out)  # the actors start now, while this process imports the engine and opens the store
-    pipeline = RayRun([r for r in refs if r.image_id not in early], settings, address, batch_size, device, actors)
+    key = (str(source), str(out), settings, address, batch_size, limit, device, actors)
+    pipeline, early = _STARTED.pop(key, None) or _start_pipeline(refs, out, settings, address, batch_size, device,
+                                                                  actors)
     try:
         return _into_store(source, out, settings.normalized(), engine, refs, pipeline, early, batch_size, quiet,
                            device, part_images, started)
     finally:
         pipeline.close()
+
+
+_STARTED: dict[tuple, tuple] = {}  # run arguments -> (RayRun, image ids stored when it started)
+
+
+def start_ray_run(source: str, out: str, settings: RunSettings, address: Optional[str] = None,
+                  batch_size: Optional[int] = None, limit: Optional[int] = None, device: Optional[str] = None,
+                  actors: Optional[int] = None) -> None:
+    """Start a Ray run's pipeline now (``python -m explainers run ... --engine ray`` does, before importing
+    the engine); ``run`` with the same arguments takes it over. Imports no torch."""
+    from .ray_engine import start_ray
+
+    start_ray(address)
+    key = (str(source), str(out), settings, address, batch_size, limit, device, actors)
+    _STARTED[key] = _start_pipeline(list_source(source)[:limit], out, settings, address, batch_size, device, actors)
+
+
+def _start_pipeline(refs: list[ImageRef], out: str, settings: RunSettings, address: Optional[str],
+                    batch_size: Optional[int], device: Optional[str], actors: Optional[int]) -> tuple:
+    """The actors start now, while this process imports the engine and opens the store."""
+    from .ray_engine import RayRun
+
+    early = stored_ids(out)
+    return RayRun([r for r in refs if r.image_id not in early], settings, address, batch_size, device, actors), early
 
 
 def _into_store(source: str, out: str, settings: RunSettings, engine: str, refs: list[ImageRef],
