@@ -82,3 +82,17 @@ def test_two_layers_the_later_one_captured_above_the_cut():
 def test_an_untraceable_model_is_not_split():
     model = _model(Untraceable)
     assert split_at(model, ["layer"], torch.randn(1, 3, 8, 8)) is None  # explain_batch then runs it eagerly
+
+
+def test_out_of_memory_while_building_is_raised_and_not_remembered(monkeypatch):
+    import pytest
+
+    from explainers.scale import layer_split
+
+    model, x = _model(SkipPastTheLayer), torch.randn(2, 3, 8, 8)
+    real = layer_split._frozen
+    monkeypatch.setattr(layer_split, "_frozen", lambda *a: (_ for _ in ()).throw(torch.OutOfMemoryError("fake")))
+    with pytest.raises(torch.OutOfMemoryError):  # explain_batch turns it into a halved batch
+        split_at(model, ["layer"], x)
+    monkeypatch.setattr(layer_split, "_frozen", real)
+    assert split_at(model, ["layer"], x) is not None  # the next try builds it

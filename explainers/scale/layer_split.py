@@ -115,10 +115,12 @@ def _build(model: nn.Module, layers: tuple[str, ...], example: torch.Tensor) -> 
     try:
         lower = fx.GraphModule(clone, _subgraph(graph, [n for n in graph.nodes if n in below], needed, []))
         upper = fx.GraphModule(clone, _subgraph(graph, above, [outputs[0].args[0], *others], needed))
-        lower = _frozen(lower, example)
+        lower = _frozen(lower, example[:1])  # one image: building must not need a batch's memory
         split = LayerSplit(lower, upper, (cut.target, *(n.target for n in others)))
-        if not _reproduces(clone, split, example):
+        if not _reproduces(clone, split, example[:1]):
             return None
+    except torch.OutOfMemoryError:
+        raise  # not a property of the model: nothing is cached, the engine halves the batch and retries
     except Exception:  # a graph the cut breaks (e.g. a tuple flowing past the layer): run eagerly
         return None
     return split
