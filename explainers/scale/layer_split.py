@@ -14,7 +14,9 @@ lower one (the layer output, and any earlier value a skip connection carries pas
 that ``torch.fx`` cannot trace, or whose cut does not reproduce the eager logits and layer outputs
 on a check batch, is not split (``split_at`` returns None) and runs eagerly as before.
 
-Folding BatchNorm changes float rounding: layer outputs and logits differ from the eager model's by
+The split is built once per model, layers and input shape and reads the weights then (as the frozen
+copies of ``methods/inference_copy.py`` do): load changed weights as a new model. Folding BatchNorm
+changes float rounding: layer outputs and logits differ from the eager model's by
 about 1e-6 relative (logits by ~2e-5 on a scale of 20), far below what a heat map shows (tests
 check maps to 1e-5 and probabilities to 1e-5).
 """
