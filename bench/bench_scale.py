@@ -4,11 +4,12 @@
     against a per-image pytorch-grad-cam loop (one GradCAM object, called once per image), same
     model (the embedded EfficientNet-Lite0) and images; median of --repeat round-robin runs.
 (2) ``python -m explainers run`` with --engine ray against --engine local on --ray-images images,
-    each timed as a whole command (Python start, model load, Ray start, every image, the store).
+    each timed as a whole command (Python start, model load, Ray start, every image, the store); both
+    engines also on a fifth of the images, so each time splits into a fixed start-up and a rate.
 (3) peak memory (ru_maxrss) of a local run over --memory-images images against one over a tenth
     of them: maps are committed as they come, so the peak should not grow with the run.
 
-    python bench/bench_scale.py [--threads 1] [--speed-images 64] [--batch-size 16] [--ray-images 500] [--memory-images 5000]
+    python bench/bench_scale.py [--threads 1] [--speed-images 64] [--batch-size 8 16 32] [--ray-images 500] [--memory-images 5000]
 
 --threads (default 1) fixes torch's threads everywhere (here, the run commands, the Ray actors):
 on a shared, busy machine two OpenMP threads on two cores can run several times slower than one,
@@ -60,7 +61,7 @@ def write_folder(root: Path, n: int) -> Path:
     return root
 
 
-def bench_speed(n: int, batch_size: int, repeat: int) -> None:
+def bench_speed(n: int, batch_sizes: list[int], repeat: int) -> None:
     import torch
     from pytorch_grad_cam import GradCAM
 
@@ -77,10 +78,14 @@ def bench_speed(n: int, batch_size: int, repeat: int) -> None:
             for image in images:  # targets=None: the predicted class, as explain_batch's "predicted"
                 cam(input_tensor=model.preprocessing.to_tensor(image), targets=None)
 
-    def engine() -> None:
-        explain_batch(model, images, ["gradcam"], "predicted", batch_size=batch_size)
+    def engine(size: int):
+        return lambda: explain_batch(model, images, ["gradcam"], "predicted", batch_size=size)
 
-    cases = {"pytorch-grad-cam, per image": library_loop, f"explain_batch, batch {batch_size}": engine}
+    cases = {"pytorch-grad-cam, per image": library_loop}
+    cases.update({f"explain_batch, batch {size}": engine(size) for size in batch_sizes})
+    start = time.perf_counter()
+    explain_batch(model, images[:1], ["gradcam"], "predicted")  # builds the split model once per process
+    setup = time.perf_counter() - start
     for fn in cases.values():
         fn()  # warm-up
     times = {k: [] for k in cases}
@@ -90,18 +95,24 @@ def bench_speed(n: int, batch_size: int, repeat: int) -> None:
             fn()
             times[key].append(time.perf_counter() - start)
     print(f"\n(1) Grad-CAM of the predicted class, {n} images (160-320 px wide), EfficientNet-Lite0, "
-          f"torch threads {torch.get_num_threads()}, median of {repeat}")
+          f"torch threads {torch.get_num_threads()}, median (min-max) of {repeat} round-robin runs; "
+          "both sides include preprocessing (resize, normalize) and the upsampled map (library: to the 224x224 input; explain_batch: to the image)")
+    print(f"  explain_batch's one-time set-up (cut, trace and freeze the model): {setup:.1f} s, not in the rates")
     rates = {k: n / statistics.median(v) for k, v in times.items()}
+    lib = rates["pytorch-grad-cam, per image"]
     for key, rate in rates.items():
-        print(f"  {key:32s} {rate:8.1f} images/s")
-    lib, eng = rates.values()
-    print(f"  speed-up {eng / lib:.1f}x (target >= 8x) {'PASS' if eng / lib >= 8 else 'MISS'}")
+        spread = f"{n / max(times[key]):.1f}-{n / min(times[key]):.1f}"
+        ratio = "" if rate == lib else f"  speed-up {rate / lib:4.1f}x (target >= 8x) {'PASS' if rate / lib >= 8 else 'MISS'}"
+        print(f"  {key:32s} {rate:8.1f} images/s ({spread}){ratio}")
 
 
-def timed_run(source: Path, store: Path, engine: str, extra: list[str]) -> tuple[float, str]:
-    command = [sys.executable, "-c", "import resource, sys; from explainers.cli import main; code = main(sys.argv[1:]); "
-               "print('maxrss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)",
-               "run", str(source), "--out", str(store), "--engine", engine, "--quiet", *extra]
+def timed_run(source: Path, store: Path, engine: str, extra: list[str], rss: bool = False) -> tuple[float, str]:
+    """The run command as a user types it (``python -m explainers run``), or with its peak RSS printed."""
+    command = [sys.executable, "-m", "explainers"]
+    if rss:
+        command[1:] = ["-c", "import resource, sys; from explainers.cli import main; code = main(sys.argv[1:]); "
+                       "print('maxrss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)"]
+    command += ["run", str(source), "--out", str(store), "--engine", engine, "--quiet", *extra]
     start = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3600)
     seconds = time.perf_counter() - start
@@ -110,19 +121,35 @@ def timed_run(source: Path, store: Path, engine: str, extra: list[str]) -> tuple
     return seconds, done.stdout
 
 
-def bench_ray(source: Path, n: int, work: Path) -> None:
-    times = {}
+def bench_ray(source: Path, n: int, work: Path, repeat: int) -> None:
+    """Both engines on n/5 and n images, round-robin, ``repeat`` times: a line through the two medians
+    per engine splits a command's time into a fixed start-up and a per-image rate."""
+    sizes = (max(1, n // 5), n)
+    times = {(e, k): [] for e in ("local", "ray") for k in sizes}
+    for r in range(repeat):
+        for k in sizes:
+            for engine in ("local", "ray"):
+                seconds, _ = timed_run(source, work / f"store-{engine}-{k}-{r}", engine, ["--limit", str(k)])
+                times[(engine, k)].append(seconds)
+    fits = {}
     for engine in ("local", "ray"):
-        times[engine], out = timed_run(source, work / f"store-{engine}", engine, ["--limit", str(n)])
-        print(f"  {engine:5s} {times[engine]:7.1f} s  ({n / times[engine]:.1f} images/s)  {out.splitlines()[0]}")
-    overhead = times["ray"] / times["local"] - 1
-    print(f"  Ray's overhead {overhead:+.0%} (target <= +25%) {'PASS' if overhead <= 0.25 else 'MISS'}")
+        small, big = (statistics.median(times[(engine, k)]) for k in sizes)
+        per_image = (big - small) / (sizes[1] - sizes[0])
+        fits[engine] = (small - per_image * sizes[0], per_image)
+        spread = "; ".join(f"{k}: {min(times[(engine, k)]):.1f}-{max(times[(engine, k)]):.1f} s" for k in sizes)
+        print(f"  {engine:5s} {n} images {big:6.1f} s (median of {repeat}; {spread}); "
+              f"fixed start-up {fits[engine][0]:4.1f} s + {1 / per_image:5.1f} images/s")
+    overhead = statistics.median(times[("ray", n)]) / statistics.median(times[("local", n)]) - 1
+    print(f"  Ray's overhead on {n} images {overhead:+.0%} (target <= +25%) {'PASS' if overhead <= 0.25 else 'MISS'}")
+    (fr, pr), (fl, pl) = fits["ray"], fits["local"]
+    if 1.25 * pl > pr:  # ray + fr + N pr <= 1.25 (fl + N pl)
+        print(f"  with these figures the overhead falls to +25% from {max(0.0, (fr - 1.25 * fl) / (1.25 * pl - pr)):.0f} images")
 
 
 def bench_memory(source: Path, n: int, work: Path) -> None:
     peaks = {}
     for count in (max(1, n // 10), n):
-        seconds, out = timed_run(source, work / f"store-mem-{count}", "local", ["--limit", str(count)])
+        seconds, out = timed_run(source, work / f"store-mem-{count}", "local", ["--limit", str(count)], rss=True)
         peaks[count] = int(out.split("maxrss_kb")[1].split()[0]) / 1024
         print(f"  {count:6d} images: {seconds:7.1f} s, peak RSS {peaks[count]:7.0f} MiB")
     small, big = peaks.values()
@@ -134,9 +161,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (OMP_NUM_THREADS) for every case")
     parser.add_argument("--speed-images", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[8, 16, 32])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--ray-images", type=int, default=500)
+    parser.add_argument("--ray-repeat", type=int, default=2)
     parser.add_argument("--memory-images", type=int, default=5000)
     parser.add_argument("--skip", nargs="*", default=[], choices=["speed", "ray", "memory"])
     args = parser.parse_args()
@@ -154,7 +182,7 @@ def main() -> None:
             source = write_folder(work / "set", count)
         if "ray" not in args.skip:
             print(f"\n(2) python -m explainers run, {args.ray_images} images, Grad-CAM, whole command timed")
-            bench_ray(source, args.ray_images, work)
+            bench_ray(source, args.ray_images, work, args.ray_repeat)
         if "memory" not in args.skip:
             print(f"\n(3) peak memory of a local run (maps committed as they come)")
             bench_memory(source, args.memory_images, work)

@@ -3,6 +3,8 @@ Parquet store, on this machine or a Ray cluster; resumable (see explainers/scale
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 
 DEFAULT_MODEL = "efficientnet_lite0"  # as in cli.py, which imports this module
@@ -40,18 +42,53 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_run)
 
 
+def start_early(argv: list[str]) -> None:
+    """For ``run ... --engine ray``: start Ray and its actors before the command line imports the engine
+    (seconds of torch and pytorch-grad-cam imports); the run takes the started pipeline over. Anything
+    odd (a usage error, an unreadable SOURCE) is left for the run itself to report."""
+    if not argv or argv[0] != "run":
+        return
+    parser = argparse.ArgumentParser(add_help=False)
+    add_run(parser.add_subparsers())
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            args, _ = parser.parse_known_args(argv)
+    except SystemExit:  # argparse's way to say "usage error": the real parse reports it
+        return
+    sizes = (args.batch_size, args.limit, args.actors)
+    if args.engine != "ray" or any(v is not None and v < 1 for v in sizes):
+        return
+    from .errors import ExplainerError
+    from .scale.run import start_ray_run
+
+    try:
+        start_ray_run(args.source, args.out, _settings(args), args.address, args.batch_size, args.limit,
+                      args.device, args.actors)
+    except ExplainerError:  # e.g. SOURCE cannot be listed: the run says so when it lists it again
+        return
+
+
+def _settings(args: argparse.Namespace):
+    from .scale.settings import RunSettings
+
+    return RunSettings(tuple(args.model or [DEFAULT_MODEL]), tuple(args.method or ["gradcam"]),
+                       tuple(args.layer) if args.layer else None, args.targets)
+
+
 def run_run(args: argparse.Namespace) -> int:
     from .cli import UsageError
-    from .scale.run import run
-    from .scale.worker import RunSettings
 
     for name in ("batch_size", "limit", "actors", "part_images"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
-    settings = RunSettings(tuple(args.model or [DEFAULT_MODEL]), tuple(args.method or ["gradcam"]),
-                           tuple(args.layer) if args.layer else None, args.targets)
-    report = run(args.source, args.out, settings, engine=args.engine, address=args.address,
+    if args.engine == "ray":  # Ray starts in the background while this process imports the engine
+        from .scale.ray_engine import start_ray
+
+        start_ray(args.address)
+    from .scale.run import run
+
+    report = run(args.source, args.out, _settings(args), engine=args.engine, address=args.address,
                  batch_size=args.batch_size, limit=args.limit, quiet=args.quiet, device=args.device,
                  part_images=args.part_images, actors=args.actors)
     counts = report.run["counts"]

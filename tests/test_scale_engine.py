@@ -57,22 +57,22 @@ def test_several_methods_layers_and_top_k_share_one_pass(lite0, images):
 
 
 def test_out_of_memory_halves_the_batch_and_retries(lite0, images, monkeypatch):
-    real, sizes, told = engine.forward_capture, [], []
+    real, sizes, told = engine.capture_batch, [], []
 
-    def small_memory(clone, x, layers, with_grads):
+    def small_memory(model, x, layers, with_grads):
         sizes.append(x.shape[0])
         if x.shape[0] > 1:
             raise torch.OutOfMemoryError("CUDA out of memory (fake)")
-        return real(clone, x, layers, with_grads)
+        return real(model, x, layers, with_grads)
 
-    monkeypatch.setattr(engine, "forward_capture", small_memory)
+    monkeypatch.setattr(engine, "capture_batch", small_memory)
     got = explain_batch(lite0, images, ["gradcam"], batch_size=4, on_batch_size=told.append)
     assert sizes == [4, 2, 1, 1, 1, 1] and told == [2, 1]
     alone = [explain(lite0, im, methods=["gradcam"]).results[0] for im in images]
     for g, a in zip(got, alone):
         _same(g.results[0], a)
 
-    monkeypatch.setattr(engine, "forward_capture", lambda *a: (_ for _ in ()).throw(torch.OutOfMemoryError("x")))
+    monkeypatch.setattr(engine, "capture_batch", lambda *a: (_ for _ in ()).throw(torch.OutOfMemoryError("x")))
     with pytest.raises(OutOfMemory, match="ran out of memory"):
         explain_batch(lite0, images[:1], ["gradcam"], batch_size=1)
 
@@ -107,3 +107,12 @@ def test_batch_probabilities_and_labels_follow_the_models_head(tmp_path):
         assert batched.head == "sigmoid" and batched.fit == "squash"
         for p in predict(model, image):  # independent labels: sigmoid(logit) each, never a softmax
             assert batched.probabilities[p.index] == pytest.approx(1 / (1 + np.exp(-p.score)), abs=1e-5)
+
+
+def test_lite0_runs_through_the_cut_model(lite0, images):
+    from explainers.batch import batch_tensor
+    from explainers.scale.layer_split import split_at
+
+    for layers in (["bn2"], ["bn2", "blocks.5"]):  # the cases above: frozen below the first layer, not eager
+        split = split_at(lite0.module, layers, batch_tensor(lite0, images[:1]))
+        assert split is not None and isinstance(split.lower, torch.jit.ScriptModule) and split.layers[0] == layers[-1]

@@ -11,6 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from explainers.cli import main
+from explainers.cli_run import start_early
+from explainers.scale import run as scale_run
 from explainers.scale.rows import decode_raw
 from explainers.scale.store import committed
 from tests.scale_images import make_folder
@@ -27,10 +29,13 @@ def test_ray_engine_equals_local_engine(tmp_path):
     stores = {}
     for engine in ("local", "ray"):
         stores[engine] = tmp_path / engine
-        out = io.StringIO()
+        out, argv = io.StringIO(), ["run", str(source), "--out", str(stores[engine]), "--engine", engine, "--method",
+                                    "gradcam", "eigencam", "--targets", "top-k:2", "--batch-size", "5", "--quiet"]
+        start_early(argv)  # as python -m explainers does: Ray and its actors start before the engine is imported
+        assert len(scale_run._STARTED) == (engine == "ray")
         with redirect_stdout(out):
-            code = main(["run", str(source), "--out", str(stores[engine]), "--engine", engine, "--method", "gradcam",
-                         "eigencam", "--targets", "top-k:2", "--batch-size", "5", "--quiet"])
+            code = main(argv)
+        assert not scale_run._STARTED  # the run took the started pipeline over
         assert code == 0 and "24 images explained, 2 skipped" in out.getvalue()
     run = json.loads((stores["ray"] / "run.json").read_text())
     assert run["engine"] == "ray" and run["counts"]["maps"] == 24 * 2 * 2
@@ -46,3 +51,32 @@ def test_ray_engine_equals_local_engine(tmp_path):
     assert ({p["image_id"]: p["predicted_index"] for p in _rows(stores["local"], "predictions")}
             == {p["image_id"]: p["predicted_index"] for p in _rows(stores["ray"], "predictions")})
     assert sorted(s["image_id"] for s in _rows(stores["ray"], "skipped")) == ["cup/broken.jpg", "tabby/notes.txt"]
+
+
+def test_ray_starts_before_the_engine_is_imported():
+    import subprocess
+    import sys
+
+    code = ("import sys; import explainers.cli_run, explainers.scale.run, explainers.scale.ray_engine, "
+            "explainers.scale.settings; print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr  # so Ray and its actors start during torch's import
+
+
+def test_a_refused_ray_run_leaves_no_ray_running(tmp_path, capsys):
+    import ray
+
+    source = make_folder(tmp_path / "set", 3, bad=False)
+    (tmp_path / "file").write_text("not a store")
+    code = main(["run", str(source), "--out", str(tmp_path / "file"), "--engine", "ray", "--quiet"])
+    assert code == 2 and "is a file; give a folder for the store" in capsys.readouterr().err
+    assert not ray.is_initialized()
+
+
+def test_rows_another_run_committed_meanwhile_are_left_out():
+    from explainers.scale.run import _without
+
+    tables = {"maps": pa.table({"image_id": ["a", "b", "a"], "x": [1, 2, 3]}), "skipped": pa.table({"image_id": ["c"]})}
+    (got,) = _without([tables], {"a", "c"})
+    assert got["maps"].column("x").to_pylist() == [2] and got["skipped"].num_rows == 0
+    assert list(_without([tables], set())) == [tables]

@@ -4,7 +4,9 @@ the Parquet CAM store they write, and DuckDB queries over it.
     engine.py     explain_batch: B images, several methods, one forward + one backward per class slot
     sources.py    what to explain: a folder, an ImageFolder zip, or a CSV/Parquet listing
     rows.py       a batch's results as Arrow tables (maps, predictions, skipped) and map statistics
-    worker.py     a run's settings; BatchWorker: a batch of images -> its three tables (both engines)
+    layer_split.py the model cut at its target layer: frozen below it, autograd above it
+    settings.py   a run's settings (no torch: a Ray run starts before the engine is imported)
+    worker.py     BatchWorker: a batch of images -> its three tables (both engines)
     store.py      the store folder: settings, committed part files, resume
     run.py        the local engine and the loop both engines share
     ray_engine.py the same work as a Ray Data pipeline

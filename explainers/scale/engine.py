@@ -28,10 +28,11 @@ from ..errors import ImageError, MethodError, OutOfMemory, TargetError
 from ..pipeline import _predictions
 from ..layers import resolve_layers
 from ..methods.catalog import MethodSpec, resolve_method
-from ..methods.shared_pass import forward_capture
+from ..methods.shared_pass import ForwardCapture, forward_capture
 from ..models.spec import LoadedModel
 from ..results import Explanation
 from ..targets import check_index
+from .layer_split import split_at
 
 RULE_NAMES = ("predicted", "true", "both", "top-k:K")
 
@@ -157,9 +158,9 @@ def _one_pass_specs(methods: Sequence[str]) -> list[MethodSpec]:
 def _explain_chunk(model: LoadedModel, images: list[Image.Image], indices: list[int], specs: list[MethodSpec],
                    layers: list[str], pick: Callable[[torch.Tensor, int], list[int]]) -> list[BatchExplanation]:
     started = time.perf_counter()
-    with plain_out_of_memory(model.device, "this batch of images"), borrowed_clone(model.module) as clone:
+    with plain_out_of_memory(model.device, "this batch of images"):
         x = batch_tensor(model, images)  # (B, 3, H, W)
-        capture = forward_capture(clone, x, layers, any(s.uses_gradients for s in specs))
+        capture = capture_batch(model, x, layers, any(s.uses_gradients for s in specs))
         logits = capture.logits.detach()
         wanted = [pick(logits[b], i) for b, i in enumerate(indices)]
         results = maps_from_capture(model, capture, layers, specs, wanted, images)
@@ -171,3 +172,13 @@ def _explain_chunk(model: LoadedModel, images: list[Image.Image], indices: list[
                              timings={"batch (per image)": seconds}, head=model.head,
                              fit=model.preprocessing.fit, probabilities=probs[b])
             for b, image in enumerate(images)]
+
+
+def capture_batch(model: LoadedModel, x: torch.Tensor, layers: list[str], with_grads: bool) -> ForwardCapture:
+    """The batch's logits and layer outputs (graph from the first layer on when ``with_grads``):
+    through the model cut at its first layer (frozen below it) when it splits, else eagerly on a clone."""
+    split = split_at(model.module, layers, x)
+    if split is not None:
+        return split.capture(x, with_grads)
+    with borrowed_clone(model.module) as clone:
+        return forward_capture(clone, x, layers, with_grads)

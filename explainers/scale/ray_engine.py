@@ -8,19 +8,27 @@ Resources: one actor per GPU (``num_gpus=1``) when the cluster has GPUs; otherwi
 one per 4 CPUs, that ask Ray for one CPU fewer than the threads they run: an actor pool holding
 every CPU leaves none for Ray Data's other tasks and the pipeline stalls (seen with
 ``ray.init(num_cpus=2)`` and two 1-CPU actors).
+
+Start-up: Ray's own start (``ray.init``: its head processes) takes seconds; ``start_ray`` begins it
+in a background thread as soon as a run knows it will need Ray, so it overlaps the driver's imports,
+source listing and store checks. This module imports neither torch nor the engine (the actors do).
 """
 from __future__ import annotations
 
 import math
 import os
+import queue
 import signal
+import threading
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
 import pyarrow as pa
 
 from .sources import ImageRef
-from .worker import BatchWorker, RunSettings
+
+if TYPE_CHECKING:
+    from .settings import RunSettings
 
 CPU_THREADS_PER_ACTOR = 4
 TABLE_NAMES = ("maps", "predictions", "skipped")
@@ -32,6 +40,9 @@ class RayExplainer:
     def __init__(self, settings: dict, device: Optional[str], batch_size: Optional[int],
                  threads: Optional[int]) -> None:
         import torch
+
+        from .settings import RunSettings
+        from .worker import BatchWorker
 
         if threads:
             torch.set_num_threads(threads)
@@ -50,14 +61,16 @@ def ray_batches(todo: Sequence[ImageRef], settings: RunSettings, address: Option
                 batch_size: Optional[int] = None, device: Optional[str] = None,
                 actors: Optional[int] = None) -> Iterator[dict[str, pa.Table]]:
     """Explain ``todo`` on Ray (started here, or joined at ``address``); yields each batch's tables."""
-    if not todo:
-        return
     import ray
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        _init(ray, address)
+    if not todo:
+        return  # a Ray that start_ray began is stopped by stop_unused_start
+    starter = _STARTERS.get(address)
+    if starter is None and not ray.is_initialized():
+        starter = _STARTERS[address] = _Starter(address)
     try:
+        if starter is not None:
+            starter.wait()  # raises what ray.init raised
         resources = ray.cluster_resources()
         gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
         if gpus and device != "cpu":
@@ -81,8 +94,116 @@ def ray_batches(todo: Sequence[ImageRef], settings: RunSettings, address: Option
         for row in dataset.iter_rows():
             yield {name: _from_bytes(row[name]) for name in TABLE_NAMES}
     finally:
-        if started_here:
-            ray.shutdown()
+        if starter is not None:
+            _STARTERS.pop(address, None)
+            starter.stop()
+
+
+class RayRun:
+    """``ray_batches`` started now in a background thread: Ray starts, its actors load the models and
+    their batches queue up while the driver does its own work (imports, checking the store).
+    Iterate over it for the batches; ``close()`` stops the pipeline (and the Ray it started)."""
+
+    _END = object()
+
+    def __init__(self, todo: Sequence[ImageRef], settings: "RunSettings", address: Optional[str] = None,
+                 batch_size: Optional[int] = None, device: Optional[str] = None,
+                 actors: Optional[int] = None) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=64)  # batches; Ray Data holds back when it is full
+        self._stop = threading.Event()
+        batches = ray_batches(todo, settings, address, batch_size, device, actors)
+        self._thread = threading.Thread(target=self._pump, args=(batches,), name="ray-run", daemon=True)
+        self._thread.start()
+
+    def _pump(self, batches: Iterator[dict[str, pa.Table]]) -> None:
+        try:
+            for tables in batches:
+                if not self._put(tables):
+                    break
+            self._put(self._END)
+        except BaseException as error:  # re-raised in the driver's thread by __iter__
+            self._put(error)
+        finally:
+            batches.close()  # ends the pipeline; shuts down a Ray that ray_batches started
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[dict[str, pa.Table]]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self, timeout: Optional[float] = 60.0) -> None:
+        """Stop after the batch in flight and wait (``timeout`` seconds at most) for Ray to shut down."""
+        self._stop.set()
+        self._thread.join(timeout)
+
+
+class _Starter:
+    """``ray.init`` in a thread that stays alive until Ray is shut down: Ray's head processes are
+    started with PR_SET_PDEATHSIG, which ends them when the THREAD that started them ends."""
+
+    def __init__(self, address: Optional[str]) -> None:
+        self.ready, self.release = threading.Event(), threading.Event()
+        self.error: Optional[BaseException] = None
+        threading.Thread(target=self._run, args=(address,), name="ray-init", daemon=True).start()
+
+    def _run(self, address: Optional[str]) -> None:
+        try:
+            import ray
+
+            _init(ray, address)
+        except BaseException as error:  # handed to the caller of wait()
+            self.error = error
+        finally:
+            self.ready.set()
+        self.release.wait()
+
+    def wait(self) -> None:
+        self.ready.wait()
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        """Shut Ray down (once it has started) and let the thread end."""
+        self.ready.wait()
+        try:
+            if self.error is None:
+                import ray
+
+                ray.shutdown()
+        finally:
+            self.release.set()
+
+
+_STARTERS: dict[Optional[str], _Starter] = {}
+
+
+def start_ray(address: Optional[str] = None) -> None:
+    """Begin ``ray.init`` (local, or joining ``address``) in the background; ``ray_batches`` waits for it.
+    Does nothing when Ray is already running in this process or is being started."""
+    import ray
+
+    if address not in _STARTERS and not ray.is_initialized():
+        _STARTERS[address] = _Starter(address)
+
+
+def stop_unused_start(address: Optional[str] = None) -> None:
+    """Shut down a Ray that ``start_ray`` began but no run used (the run failed before its batches)."""
+    starter = _STARTERS.pop(address, None)
+    if starter is not None:
+        starter.stop()
 
 
 def _init(ray, address: Optional[str]) -> None:
@@ -99,8 +220,9 @@ def _init(ray, address: Optional[str]) -> None:
         ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, logging_level=logging.WARNING,
                  runtime_env={"env_vars": {**env, "PYTHONPATH": os.pathsep.join(paths)}})
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # the run prints its own progress
-    for s, handler in previous.items():  # Ray installs its own; the run's stop-after-batch handler wins
-        signal.signal(s, handler)
+    if threading.current_thread() is threading.main_thread():
+        for s, handler in previous.items():  # Ray installs its own; the run's stop-after-batch handler wins
+            signal.signal(s, handler)
 
 
 def _threads_from_env() -> Optional[int]:

@@ -14,14 +14,17 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence
 
 import pyarrow as pa
 
 from ..errors import ExplainerError
 from .sources import ImageRef, list_source
-from .store import TABLES, Store, check_requested
-from .worker import BatchWorker, RunSettings, describe
+from .settings import RunSettings
+from .store import TABLES, Store, check_requested, stored_ids
+
+if TYPE_CHECKING:
+    from .worker import BatchWorker
 
 PART_IMAGES = 1024  # images per committed part file: fewer, larger files read faster
 PART_SECONDS = 60.0  # ... but a slow run commits at least this often
@@ -68,16 +71,80 @@ def run(source: str, out: str, settings: RunSettings, engine: str = "local", add
         batch_size: Optional[int] = None, limit: Optional[int] = None, quiet: bool = False,
         device: Optional[str] = None, part_images: int = PART_IMAGES, actors: Optional[int] = None) -> RunReport:
     """Explain every image of ``source`` into the store ``out`` (see the module docstring)."""
-    from ..cli import package_versions
-
     if engine not in ("local", "ray"):
         raise ExplainerError(f"Unknown engine {engine!r}: use local or ray.")
+    with _ray_starting(engine, address):
+        return _run(source, out, settings, engine, address, batch_size, limit, quiet, device, part_images, actors)
+
+
+@contextmanager
+def _ray_starting(engine: str, address: Optional[str]) -> Iterator[None]:
+    """For the Ray engine, Ray starts in the background while settings, SOURCE and the store are checked."""
+    if engine != "ray":
+        yield
+        return
+    from .ray_engine import start_ray, stop_unused_start
+
+    start_ray(address)
+    try:
+        yield
+    finally:
+        stop_unused_start(address)  # the run failed before its batches: Ray stops here
+
+
+def _run(source: str, out: str, settings: RunSettings, engine: str, address: Optional[str],
+         batch_size: Optional[int], limit: Optional[int], quiet: bool, device: Optional[str], part_images: int,
+         actors: Optional[int]) -> RunReport:
     started = time.perf_counter()
-    settings = settings.normalized()
-    check_requested(out, {"models": list(settings.models), "methods": list(settings.methods),
-                          "layers": list(settings.layers) if settings.layers else None, "targets": settings.targets})
     refs = list_source(source)[:limit]
     if engine == "local":
+        return _into_store(source, out, settings.normalized(), engine, refs, None, set(), batch_size, quiet, device,
+                           part_images, started)
+    key = (str(source), str(out), settings, address, batch_size, limit, device, actors)
+    pipeline, early = _STARTED.pop(key, None) or _start_pipeline(refs, out, settings, address, batch_size, device,
+                                                                  actors)
+    try:
+        return _into_store(source, out, settings.normalized(), engine, refs, pipeline, early, batch_size, quiet,
+                           device, part_images, started)
+    finally:
+        pipeline.close()
+
+
+_STARTED: dict[tuple, tuple] = {}  # run arguments -> (RayRun, image ids stored when it started)
+
+
+def start_ray_run(source: str, out: str, settings: RunSettings, address: Optional[str] = None,
+                  batch_size: Optional[int] = None, limit: Optional[int] = None, device: Optional[str] = None,
+                  actors: Optional[int] = None) -> None:
+    """Start a Ray run's pipeline now (``python -m explainers run ... --engine ray`` does, before importing
+    the engine); ``run`` with the same arguments takes it over. Imports no torch."""
+    from .ray_engine import start_ray
+
+    start_ray(address)
+    key = (str(source), str(out), settings, address, batch_size, limit, device, actors)
+    _STARTED[key] = _start_pipeline(list_source(source)[:limit], out, settings, address, batch_size, device, actors)
+
+
+def _start_pipeline(refs: list[ImageRef], out: str, settings: RunSettings, address: Optional[str],
+                    batch_size: Optional[int], device: Optional[str], actors: Optional[int]) -> tuple:
+    """The actors start now, while this process imports the engine and opens the store."""
+    from .ray_engine import RayRun
+
+    early = stored_ids(out)
+    return RayRun([r for r in refs if r.image_id not in early], settings, address, batch_size, device, actors), early
+
+
+def _into_store(source: str, out: str, settings: RunSettings, engine: str, refs: list[ImageRef],
+                pipeline: Optional[Iterable[dict[str, pa.Table]]], early: set[str], batch_size: Optional[int],
+                quiet: bool, device: Optional[str], part_images: int, started: float) -> RunReport:
+    """Check the settings, open the store, and commit the batches (the local engine's, or ``pipeline``'s
+    that was started for the images not stored in ``early``)."""
+    from ..cli import package_versions
+    from .worker import BatchWorker, describe
+
+    check_requested(out, {"models": list(settings.models), "methods": list(settings.methods),
+                          "layers": list(settings.layers) if settings.layers else None, "targets": settings.targets})
+    if pipeline is None:
         worker = BatchWorker(settings, device, batch_size)
         models = worker.models
     else:
@@ -93,10 +160,8 @@ def run(source: str, out: str, settings: RunSettings, engine: str = "local", add
         with stop_on_signals() as stop, _progress(len(todo), quiet) as bar:
             if worker is not None:
                 batches = _local(worker, todo, batch_size or _default_size(models))
-            else:
-                from .ray_engine import ray_batches
-
-                batches = ray_batches(todo, settings, address, batch_size, device, actors)
+            else:  # another run may have committed images between ``early`` and opening the store
+                batches = _without(pipeline, done - early)
             _commit(store, batches, stop, bar, counts, part_images, len(settings.models))
             status = "interrupted" if stop else "complete"
     except KeyboardInterrupt:
@@ -106,6 +171,17 @@ def run(source: str, out: str, settings: RunSettings, engine: str = "local", add
         record = store.close(status, {**package_versions(), **_more_versions()})
     return RunReport(len(refs), len(refs) - len(todo), counts["explained"], counts["skipped"],
                      time.perf_counter() - started, status != "complete", record)
+
+
+def _without(batches: Iterable[dict[str, pa.Table]], ids: set[str]) -> Iterator[dict[str, pa.Table]]:
+    """The batches without the rows of ``ids`` (none, unless another run wrote to the store meanwhile)."""
+    import pyarrow.compute as pc
+
+    for tables in batches:
+        if ids:
+            keep = pa.array(sorted(ids))
+            tables = {k: t.filter(pc.invert(pc.is_in(t.column("image_id"), keep))) for k, t in tables.items()}
+        yield tables
 
 
 def _default_size(models) -> int:

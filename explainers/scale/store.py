@@ -43,6 +43,15 @@ def committed(folder: str | Path, name: str) -> list[Path]:
     return sorted(p for p in (root / name).glob("part-*.parquet") if p.name in done)
 
 
+def stored_ids(folder: str | Path) -> set[str]:
+    """image_ids in the committed parts of a store folder (predicted or skipped); empty when none."""
+    ids: set[str] = set()
+    for name in ("predictions", "skipped"):
+        for part in committed(folder, name):
+            ids.update(pq.read_table(part, columns=["image_id"]).column("image_id").to_pylist())
+    return ids
+
+
 def read_run(folder: str | Path) -> Optional[dict]:
     path = Path(folder) / RUN_FILE
     if not path.is_file():
@@ -117,11 +126,7 @@ class Store:
 
     def done_ids(self) -> set[str]:
         """image_ids already stored (predicted or skipped)."""
-        ids: set[str] = set()
-        for name in ("predictions", "skipped"):
-            for part in committed(self.folder, name):
-                ids.update(pq.read_table(part, columns=["image_id"]).column("image_id").to_pylist())
-        return ids
+        return stored_ids(self.folder)
 
     def write(self, tables: dict[str, pa.Table]) -> None:
         """Commit one part: every table's rows (empty tables too), predictions last."""

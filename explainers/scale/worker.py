@@ -1,4 +1,4 @@
-"""The work both engines share: a run's settings, and turning a batch of ImageRefs into table rows.
+"""The work both engines share: turning a batch of ImageRefs into table rows (the settings: settings.py).
 
 ``BatchWorker`` loads the models once (an engine keeps one per process or per Ray actor) and, per
 batch, decodes every image with ``load_image`` (a bad one becomes a skipped row with the reason),
@@ -7,7 +7,6 @@ runs ``explain_batch`` per model and returns the batch's maps, predictions and s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import pyarrow as pa
@@ -18,26 +17,10 @@ from ..io import image_sha256, load_image
 from ..layers import resolve_layers
 from ..methods.catalog import resolve_method
 from ..models.spec import LoadedModel
-from .engine import TargetRule, _one_pass_specs, explain_batch
+from .engine import explain_batch
 from .rows import map_row, prediction_row, table
+from .settings import RunSettings
 from .sources import ImageRef
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """What decides a store's rows: a store holds one setting only (a rerun must match it)."""
-
-    models: tuple[str, ...] = ("efficientnet_lite0",)
-    methods: tuple[str, ...] = ("gradcam",)
-    layers: Optional[tuple[str, ...]] = None  # None: each model's recommended layer
-    targets: str = "predicted"
-
-    def normalized(self) -> "RunSettings":
-        """Method keys and the targets rule in their canonical spelling; bad names fail here."""
-        methods = tuple(s.key for s in _one_pass_specs(self.methods))
-        models = tuple(dict.fromkeys(self.models))
-        return RunSettings(models, methods, tuple(dict.fromkeys(self.layers)) if self.layers else None,
-                           str(TargetRule.parse(self.targets)))
 
 
 def describe(settings: RunSettings, models: Sequence[LoadedModel]) -> dict:
