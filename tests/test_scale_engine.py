@@ -107,12 +107,3 @@ def test_batch_probabilities_and_labels_follow_the_models_head(tmp_path):
         assert batched.head == "sigmoid" and batched.fit == "squash"
         for p in predict(model, image):  # independent labels: sigmoid(logit) each, never a softmax
             assert batched.probabilities[p.index] == pytest.approx(1 / (1 + np.exp(-p.score)), abs=1e-5)
-
-
-def test_lite0_runs_through_the_cut_model(lite0, images):
-    from explainers.batch import batch_tensor
-    from explainers.scale.layer_split import split_at
-
-    for layers in (["bn2"], ["bn2", "blocks.5"]):  # the cases above: frozen below the first layer, not eager
-        split = split_at(lite0.module, layers, batch_tensor(lite0, images[:1]))
-        assert split is not None and isinstance(split.lower, torch.jit.ScriptModule) and split.layers[0] == layers[-1]

@@ -12,11 +12,11 @@ from torch import nn
 from . import baselines, perturbation, pixel_attribution, smoothing
 from .guided import saliency
 from .inference_copy import CacheSizedPasses, cache_sized_batch, inference_copy
+from .layer_split import LayerSplit, split_at
 from .options import MethodOptions
 from .original_cam import class_activation_map, classifier_weights
 from .refine_cam import refine_cam
 from .shared_pass import first_component
-from .split_model import SplitModel, split_model
 
 Progress = Optional[Callable[[float, str], None]]
 
@@ -48,10 +48,10 @@ class JobContext:
             return CacheSizedPasses(inference_copy(self.shared_model, self.x, differentiable))
         return CacheSizedPasses(self.clone)
 
-    def split_model(self) -> Optional[SplitModel]:
+    def layer_split(self) -> Optional[LayerSplit]:
         """The model cut after the earliest chosen layer (frozen below it), when the options allow it."""
         if self.options.frozen_inference and self.shared_model is not None:
-            return split_model(self.shared_model, self.x, self.layers)
+            return split_at(self.shared_model, self.layers, self.x)
         return None
 
 
@@ -106,7 +106,7 @@ def _smoothgradcampp(ctx: JobContext, layer: str) -> list[np.ndarray]:
     if "smoothgradcam++" not in ctx.cache:  # every layer from the same noisy copies, as TorchCAM's multi-layer call
         ctx.cache["smoothgradcam++"] = smoothing.smooth_gradcam_pp(
             ctx.clone, ctx.x, ctx.layers, ctx.acts, ctx.targets, o.smooth_samples,
-            o.noise_source(o.smooth_std, ctx.x.device), ctx.reshape, o.eigen_smooth, split=ctx.split_model())
+            o.noise_source(o.smooth_std, ctx.x.device), ctx.reshape, o.eigen_smooth, split=ctx.layer_split())
     return [m[layer] for m in ctx.cache["smoothgradcam++"]]
 
 

@@ -41,18 +41,34 @@ def inference_copy(model: nn.Module, example: torch.Tensor, differentiable: bool
 
 def _freeze(model: nn.Module, example: torch.Tensor, differentiable: bool = False) -> nn.Module | None:
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # TorchScript's deprecation and tracer warnings
-            traced = torch.jit.trace(shell_clone(model), example, check_trace=False)
-            frozen = torch.jit.freeze(traced.eval())
+        frozen = frozen_trace(shell_clone(model), example)
+        with torch.no_grad():
             frozen = frozen if differentiable else torch.jit.optimize_for_inference(frozen)
             expected, got = model(example), frozen(example)
+    except torch.OutOfMemoryError:
+        raise  # not a property of the model: nothing is cached, the caller reports it
     except Exception:  # an untraceable model (control flow, non-tensor outputs) simply keeps the eager path
         return None
+    return frozen if agrees(got, expected) else None
+
+
+def frozen_trace(module: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
+    """``module`` traced on ``example`` and frozen: parameters become constants, BatchNorm folds into the
+    convolutions. Shared by this copy and the model cut of ``layer_split.py``."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript's deprecation and tracer warnings
+        return torch.jit.freeze(torch.jit.trace(module, example, check_trace=False).eval())
+
+
+CHECK_TOLERANCE = 1e-4  # relative to the largest eager value: float rounding of the folded BatchNorm, no more
+
+
+def agrees(got: object, expected: torch.Tensor) -> bool:
+    """Whether a frozen model's output ``got`` equals the eager ``expected`` within float rounding."""
     if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
-        return None
-    scale = float(expected.abs().max()) or 1.0
-    return frozen if float((got - expected).abs().max()) <= 1e-4 * scale else None
+        return False
+    scale = float(expected.detach().abs().max()) or 1.0
+    return float((got.detach() - expected.detach()).abs().max()) <= CHECK_TOLERANCE * scale
 
 
 CPU_PIXELS_PER_PASS = 4 * 224 * 224  # measured on a 2-core EPYC: 4 images of 224 x 224 per call cost the least

@@ -12,7 +12,7 @@ from torch import nn
 from .catalog import MethodSpec
 from .guided import guided_clone
 from .options import NoiseSource, NoiseTunnel
-from .split_model import SplitModel, split_capture
+from .layer_split import LayerSplit
 from .shared_pass import first_component, forward_capture, layer_gradients, shared_cam, to_numpy_map
 
 Reshape = Optional[Callable[[torch.Tensor], torch.Tensor]]
@@ -26,7 +26,7 @@ def _as_map(tensor: torch.Tensor, reshape: Reshape) -> torch.Tensor:
 def smooth_gradcam_pp(clone: nn.Module, x: torch.Tensor, layers: Sequence[str], clean_acts: dict[str, np.ndarray],
                       targets: Sequence[Callable], samples: int, noise: NoiseSource, reshape: Reshape = None,
                       eigen_smooth: bool = False, eps: float = 1e-8,
-                      split: Optional[SplitModel] = None) -> list[dict[str, np.ndarray]]:
+                      split: Optional[LayerSplit] = None) -> list[dict[str, np.ndarray]]:
     """Smooth Grad-CAM++ (Omeiza et al., 2019, arXiv:1908.01224) exactly as TorchCAM 0.5's SmoothGradCAMpp.
 
     The ``samples`` noisy copies go through one batched forward that is differentiated only from the layers on.
@@ -35,13 +35,13 @@ def smooth_gradcam_pp(clone: nn.Module, x: torch.Tensor, layers: Sequence[str], 
 
     Args:
         noise: called once per sample with the input's shape (1, 3, H, W), in order.
-        split: the model cut at the layers (``split_model.py``): the copies run frozen and gradient-free below
+        split: the model cut at the layers (``layer_split.py``): the copies run frozen and gradient-free below
             them, several times faster; else ``clone``'s forward, differentiated from the layers on.
     Returns:
         per target, {layer: (h, w) map before ReLU}.
     """
     noisy = x + torch.cat([noise(tuple(x.shape)).to(x.device, x.dtype) for _ in range(samples)])  # (N, 3, H, W)
-    capture = (split_capture(split, noisy, layers) if split is not None
+    capture = (split.capture(noisy, with_grads=True) if split is not None
                else forward_capture(clone, noisy, layers, with_grads=True))
     last = {n: _as_map(capture.outputs[n], reshape)[-1:] for n in layers}  # (1, C, h, w)
     out = []

@@ -28,11 +28,11 @@ from ..errors import ImageError, MethodError, OutOfMemory, TargetError
 from ..pipeline import _predictions
 from ..layers import resolve_layers
 from ..methods.catalog import MethodSpec, resolve_method
+from ..methods.layer_split import split_at
 from ..methods.shared_pass import ForwardCapture, forward_capture
 from ..models.spec import LoadedModel
 from ..results import Explanation
 from ..targets import check_index
-from .layer_split import split_at
 
 RULE_NAMES = ("predicted", "true", "both", "top-k:K")
 

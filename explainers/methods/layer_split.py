@@ -1,29 +1,32 @@
 """A model cut at its target layer: a frozen, gradient-free part below and an autograd part above.
 
-The batched engine needs, per batch, the target layer's output, the logits and the gradient of
-the logits w.r.t. that output. Everything below the layer is plain inference, so it runs through a
-frozen TorchScript copy (``torch.jit.freeze`` folds BatchNorm into the convolutions; on the CPU the
-oneDNN Graph fuser joins convolutions with their activations), about 3x faster than the eager model
-on EfficientNet-Lite0 at batch 8 on one core; only the part above the layer (for a CNN, the pooling
-and classifier) runs eagerly with autograd, from the layer output as a leaf tensor. (torch.compile
-would do the same but compiles for minutes on a small CPU; TorchScript is deprecated but works.)
+Who needs it: the batched engine (``scale/engine.py``: per batch, the layer outputs, the logits and the
+logits' gradients w.r.t. the layers) and Smooth Grad-CAM++ (``smoothing.py``: many noisy copies, the
+layers' gradients only). Everything below the first layer is plain inference, so it runs through a
+frozen TorchScript copy (``inference_copy.frozen_trace``: BatchNorm folded into the convolutions; on the
+CPU the oneDNN Graph fuser joins convolutions with their activations), about 3x faster than the eager
+model on EfficientNet-Lite0 at batch 8 on one core; only the part above the layer (for a CNN, the
+pooling and classifier) runs eagerly with autograd, from the layer output as a leaf tensor.
+(torch.compile would do the same but compiles for minutes on a small CPU; TorchScript is deprecated
+but works.) It lives in ``methods/`` because it builds on ``shared_pass`` and ``inference_copy``, and
+``scale/`` already imports ``methods/`` (never the reverse).
 
 The cut is found with ``torch.fx`` (the requested layers are traced as leaf modules): the lower
 graph holds every node the first layer depends on; the upper graph takes what it needs from the
-lower one (the layer output, and any earlier value a skip connection carries past it). A model
-that ``torch.fx`` cannot trace, or whose cut does not reproduce the eager logits and layer outputs
-on a check batch, is not split (``split_at`` returns None) and runs eagerly as before.
+lower one (the layer output, and any earlier value a skip connection carries past it); a captured
+layer's output is cloned before later nodes read it, so in-place operations leave it as the eager
+hooks see it. A model that ``torch.fx`` cannot trace, or whose cut does not reproduce the eager
+logits and layer outputs on a check batch, is not split (``split_at`` returns None) and runs eagerly.
 
-The split is built once per model, layers and input shape and reads the weights then (as the frozen
-copies of ``methods/inference_copy.py`` do): load changed weights as a new model. Folding BatchNorm
-changes float rounding: layer outputs and logits differ from the eager model's by
-about 1e-6 relative (logits by ~2e-5 on a scale of 20), far below what a heat map shows (tests
-check maps to 1e-5 and probabilities to 1e-5).
+The split is built once per model, layers and input shape (the last ``KEPT_PER_MODEL`` of them are
+kept: each holds a folded copy of the weights) and reads the weights then (as ``inference_copy``
+does): load changed weights as a new model. Running out of memory while building raises and caches
+nothing. Folding BatchNorm changes float rounding: layer outputs and logits differ from the eager
+model's by about 1e-6 relative (logits by ~2e-5 on a scale of 20), far below what a heat map shows.
 """
 from __future__ import annotations
 
 import threading
-import warnings
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,11 +36,12 @@ import torch
 from torch import fx, nn
 
 from ..clones import shell_clone
-from ..methods.shared_pass import ForwardCapture
+from .inference_copy import agrees, frozen_trace
+from .shared_pass import ForwardCapture, forward_capture
 
 _SPLITS: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, Optional[LayerSplit]]]" = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
-CHECK_TOLERANCE = 1e-4  # relative to the largest value: the same check ``inference_copy`` makes
+KEPT_PER_MODEL = 4  # layer choices and input shapes kept per model, the most recently used
 
 
 @dataclass
@@ -47,7 +51,7 @@ class LayerSplit:
 
     lower: nn.Module
     upper: fx.GraphModule
-    layers: tuple[str, ...]  # captured layers, the first one is the cut
+    layers: tuple[str, ...]  # captured layers in the order the model runs them; the first one is the cut
 
     def capture(self, x: torch.Tensor, with_grads: bool) -> ForwardCapture:
         """What ``forward_capture`` returns, with the graph (when ``with_grads``) from the cut on."""
@@ -61,20 +65,27 @@ class LayerSplit:
 
 
 def split_at(model: nn.Module, layers: Sequence[str], example: torch.Tensor) -> Optional[LayerSplit]:
-    """The split of ``model`` at the first of ``layers`` for inputs shaped like ``example`` (cached per
-    model, layers and input shape); None when the model cannot be split (then run it eagerly).
+    """The split of ``model`` at the first of ``layers`` for inputs shaped like ``example`` (any batch
+    size; cached per model, layers and input shape); None when the model cannot be split (then run it eagerly).
 
     Args:
         model: the shared model (never modified; the graphs are built from a clone).
         layers: module names whose outputs are captured.
         example: an input batch on the model's device.
+    Raises:
+        torch.OutOfMemoryError: while building; nothing is cached, a later call tries again.
     """
     key = (tuple(layers), tuple(example.shape[1:]), str(example.device), example.dtype)
     with _LOCK:
         splits = _SPLITS.setdefault(model, {})
-        if key not in splits:
-            splits[key] = _build(model, tuple(layers), example)
-        return splits[key]
+        if key in splits:
+            splits[key] = splits.pop(key)  # now the most recently used
+            return splits[key]
+        split = _build(model, tuple(layers), example)
+        while len(splits) >= KEPT_PER_MODEL:
+            splits.pop(next(iter(splits)))  # the least recently used
+        splits[key] = split
+        return split
 
 
 class _LayerTracer(fx.Tracer):
@@ -131,12 +142,10 @@ def _build(model: nn.Module, layers: tuple[str, ...], example: torch.Tensor) -> 
 def _frozen(lower: fx.GraphModule, example: torch.Tensor) -> nn.Module:
     """``lower`` traced and frozen (BatchNorm folded), run twice: TorchScript's profiling executor
     optimizes (and on the CPU fuses) the graph on its second call."""
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TorchScript's deprecation and tracer warnings
-        frozen = torch.jit.freeze(torch.jit.trace(lower, example, check_trace=False).eval())
-        with _onednn_fusion(example.device.type == "cpu"):
-            for _ in range(2):
-                frozen(example)
+    frozen = frozen_trace(lower, example)
+    with torch.no_grad(), _onednn_fusion(example.device.type == "cpu"):
+        for _ in range(2):
+            frozen(example)
     return frozen
 
 
@@ -193,16 +202,8 @@ def _subgraph(graph: fx.Graph, nodes: list[fx.Node], results: list, inputs: list
 def _reproduces(model: nn.Module, split: LayerSplit, example: torch.Tensor) -> bool:
     """The split's logits and layer outputs equal the eager model's on random inputs, one more than the
     example's batch (a size the trace never saw: nothing may be fixed to the example's batch size)."""
-    from ..methods.shared_pass import forward_capture
-
     x = torch.randn((example.shape[0] + 1, *example.shape[1:]), generator=torch.Generator().manual_seed(0)).to(example)
     eager = forward_capture(model, x, list(split.layers), True)  # True: outputs kept from in-place ops
     with torch.no_grad():
         got = split.capture(x, False)
-    pairs = [(eager.logits.detach(), got.logits)] + [(eager.outputs[n].detach(), got.outputs[n]) for n in split.layers]
-    for want, have in pairs:
-        if not isinstance(have, torch.Tensor) or have.shape != want.shape:
-            return False
-        if float((have - want).abs().max()) > CHECK_TOLERANCE * (float(want.abs().max()) or 1.0):
-            return False
-    return True
+    return agrees(got.logits, eager.logits) and all(agrees(got.outputs[n], eager.outputs[n]) for n in split.layers)

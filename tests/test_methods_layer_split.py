@@ -1,12 +1,17 @@
-"""The model cut at its target layer: frozen below, autograd above; same outputs and gradients as eager."""
+"""The model cut at its target layer (the batched engine and Smooth Grad-CAM++ both run through it):
+frozen below, autograd above; same outputs and gradients as eager."""
 from __future__ import annotations
 
+import pytest
 import torch
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from explainers.clones import has_hooks, parameters_snapshot, shell_clone
-from explainers.methods.shared_pass import forward_capture
-from explainers.scale.layer_split import split_at
+from explainers.methods import layer_split
+from explainers.methods.layer_split import KEPT_PER_MODEL, split_at
+from explainers.methods.shared_pass import forward_capture, layer_gradients
+from explainers.models.spec import Preprocessing
 
 
 class SkipPastTheLayer(nn.Module):
@@ -85,10 +90,6 @@ def test_an_untraceable_model_is_not_split():
 
 
 def test_out_of_memory_while_building_is_raised_and_not_remembered(monkeypatch):
-    import pytest
-
-    from explainers.scale import layer_split
-
     model, x = _model(SkipPastTheLayer), torch.randn(2, 3, 8, 8)
     real = layer_split._frozen
     monkeypatch.setattr(layer_split, "_frozen", lambda *a: (_ for _ in ()).throw(torch.OutOfMemoryError("fake")))
@@ -96,3 +97,67 @@ def test_out_of_memory_while_building_is_raised_and_not_remembered(monkeypatch):
         split_at(model, ["layer"], x)
     monkeypatch.setattr(layer_split, "_frozen", real)
     assert split_at(model, ["layer"], x) is not None  # the next try builds it
+
+
+class Skip(nn.Module):
+    """A skip connection across the layer "b" and an in-place ReLU on its output: both must survive the cut."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.bn = nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6)
+        self.b, self.c = nn.Conv2d(6, 6, 3, padding=1), nn.Conv2d(6, 6, 1)
+        self.fc = nn.Linear(6, 4)
+        self.bn.running_mean.uniform_(-0.5, 0.5), self.bn.running_var.uniform_(0.5, 2)
+        self.eval()
+
+    def forward(self, x):
+        h = self.bn(self.a(x))
+        y = self.b(h).relu_()
+        return self.fc((self.c(y) + h).mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("layers", [["b"], ["c", "b"], ["a", "c"]])
+def test_every_layer_gets_the_eager_output_and_gradient(layers, cat_image):
+    small_x = Preprocessing(input_size=(32, 32), interpolation="bilinear").to_tensor(cat_image)
+    model, x = Skip(), small_x.repeat(3, 1, 1, 1) + 0.1 * torch.randn(3, 3, 32, 32)
+    split = split_at(model, layers, small_x)
+    assert split is not None and sorted(split.layers) == sorted(layers)
+    got = split.capture(x, with_grads=True)
+    capture = forward_capture(model, x, layers, with_grads=True)
+    target = ClassifierOutputTarget(2)
+    ours = layer_gradients(got, target, layers)
+    for n, theirs in layer_gradients(capture, target, layers).items():
+        assert torch.allclose(got.outputs[n], capture.outputs[n], atol=1e-5)
+        assert torch.allclose(ours[n], theirs, atol=1e-6) and float(theirs.abs().max()) > 0
+
+    class Branchy(nn.Module):  # data-dependent control flow: fx cannot trace it, the eager path stays
+        def forward(self, x):
+            return x.mean(dim=(2, 3)) if float(x.sum()) > 0 else -x.mean(dim=(2, 3))
+    assert split_at(Branchy(), ["a"], small_x) is None
+
+
+def test_a_few_cuts_are_kept_per_model_the_least_recently_used_dropped():
+    model, x = _model(SkipPastTheLayer), torch.randn(1, 3, 8, 8)
+    sizes = [(8 + i, 8) for i in range(KEPT_PER_MODEL + 1)]
+    first = split_at(model, ["layer"], x)
+    kept = [split_at(model, ["layer"], torch.randn(1, 3, *size)) for size in sizes[1:KEPT_PER_MODEL]]
+    assert split_at(model, ["layer"], x) is first  # used again: now the most recent
+    split_at(model, ["layer"], torch.randn(1, 3, *sizes[-1]))  # one more than KEPT_PER_MODEL: the oldest goes
+    assert split_at(model, ["layer"], torch.randn(1, 3, *sizes[1])) is not kept[0]
+    assert split_at(model, ["layer"], x) is first and len(layer_split._SPLITS[model]) == KEPT_PER_MODEL
+
+
+def test_the_onednn_fuser_is_switched_on_only_while_the_frozen_part_runs():
+    model, x = _model(SkipPastTheLayer), torch.randn(2, 3, 8, 8)
+    before = torch.jit.onednn_fusion_enabled()
+    split_at(model, ["layer"], x).capture(x, with_grads=False)
+    assert torch.jit.onednn_fusion_enabled() == before
+
+
+def test_lite0_runs_through_the_cut_model(lite0, cat_image):
+    from explainers.batch import batch_tensor
+
+    for layers in (["bn2"], ["bn2", "blocks.5"]):  # frozen below the first layer the model runs, not eager
+        split = split_at(lite0.module, layers, batch_tensor(lite0, [cat_image]))
+        assert split is not None and isinstance(split.lower, torch.jit.ScriptModule) and split.layers[0] == layers[-1]
