@@ -117,12 +117,13 @@ class Skip(nn.Module):
         return self.fc((self.c(y) + h).mean(dim=(2, 3)))
 
 
+@pytest.mark.parametrize("mkldnn", [False, True])  # the engine's kernels, Smooth Grad-CAM++'s
 @pytest.mark.parametrize("layers", [["b"], ["c", "b"], ["a", "c"]])
-def test_every_layer_gets_the_eager_output_and_gradient(layers, cat_image):
+def test_every_layer_gets_the_eager_output_and_gradient(layers, mkldnn, cat_image):
     small_x = Preprocessing(input_size=(32, 32), interpolation="bilinear").to_tensor(cat_image)
     model, x = Skip(), small_x.repeat(3, 1, 1, 1) + 0.1 * torch.randn(3, 3, 32, 32)
-    split = split_at(model, layers, small_x)
-    assert split is not None and sorted(split.layers) == sorted(layers)
+    split = split_at(model, layers, small_x, mkldnn=mkldnn)
+    assert split is not None and sorted(split.layers) == sorted(layers) and split.fuse is not mkldnn
     got = split.capture(x, with_grads=True)
     capture = forward_capture(model, x, layers, with_grads=True)
     target = ClassifierOutputTarget(2)

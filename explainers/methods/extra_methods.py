@@ -51,7 +51,7 @@ class JobContext:
     def layer_split(self) -> Optional[LayerSplit]:
         """The model cut after the earliest chosen layer (frozen below it), when the options allow it."""
         if self.options.frozen_inference and self.shared_model is not None:
-            return split_at(self.shared_model, self.layers, self.x)
+            return split_at(self.shared_model, self.layers, self.x, mkldnn=True)
         return None
 
 

@@ -42,8 +42,8 @@ def inference_copy(model: nn.Module, example: torch.Tensor, differentiable: bool
 def _freeze(model: nn.Module, example: torch.Tensor, differentiable: bool = False) -> nn.Module | None:
     try:
         frozen = frozen_trace(shell_clone(model), example)
+        frozen = frozen if differentiable else optimized_for_inference(frozen)
         with torch.no_grad():
-            frozen = frozen if differentiable else torch.jit.optimize_for_inference(frozen)
             expected, got = model(example), frozen(example)
     except torch.OutOfMemoryError:
         raise  # not a property of the model: nothing is cached, the caller reports it
@@ -58,6 +58,13 @@ def frozen_trace(module: nn.Module, example: torch.Tensor) -> torch.jit.ScriptMo
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript's deprecation and tracer warnings
         return torch.jit.freeze(torch.jit.trace(module, example, check_trace=False).eval())
+
+
+def optimized_for_inference(frozen: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
+    """``frozen`` with oneDNN (MKLDNN) convolution kernels on the CPU: no backward through them."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # optimize_for_inference's deprecation warning
+        return torch.jit.optimize_for_inference(frozen)
 
 
 CHECK_TOLERANCE = 1e-4  # relative to the largest eager value: float rounding of the folded BatchNorm, no more

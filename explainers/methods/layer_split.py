@@ -4,8 +4,9 @@ Who needs it: the batched engine (``scale/engine.py``: per batch, the layer outp
 logits' gradients w.r.t. the layers) and Smooth Grad-CAM++ (``smoothing.py``: many noisy copies, the
 layers' gradients only). Everything below the first layer is plain inference, so it runs through a
 frozen TorchScript copy (``inference_copy.frozen_trace``: BatchNorm folded into the convolutions; on the
-CPU the oneDNN Graph fuser joins convolutions with their activations), about 3x faster than the eager
-model on EfficientNet-Lite0 at batch 8 on one core; only the part above the layer (for a CNN, the
+CPU the oneDNN Graph fuser joins convolutions with their activations, or, with ``mkldnn=True``,
+MKLDNN convolutions as in ``inference_copy``), about 3x faster than the eager model on
+EfficientNet-Lite0 at batch 8 on one core; only the part above the layer (for a CNN, the
 pooling and classifier) runs eagerly with autograd, from the layer output as a leaf tensor.
 (torch.compile would do the same but compiles for minutes on a small CPU; TorchScript is deprecated
 but works.) It lives in ``methods/`` because it builds on ``shared_pass`` and ``inference_copy``, and
@@ -36,7 +37,7 @@ import torch
 from torch import fx, nn
 
 from ..clones import shell_clone
-from .inference_copy import agrees, frozen_trace
+from .inference_copy import agrees, frozen_trace, optimized_for_inference
 from .shared_pass import ForwardCapture, forward_capture
 
 _SPLITS: "weakref.WeakKeyDictionary[nn.Module, dict[tuple, Optional[LayerSplit]]]" = weakref.WeakKeyDictionary()
@@ -52,10 +53,11 @@ class LayerSplit:
     lower: nn.Module
     upper: fx.GraphModule
     layers: tuple[str, ...]  # captured layers in the order the model runs them; the first one is the cut
+    fuse: bool = True  # run ``lower`` under the oneDNN Graph fuser (CPU only)
 
     def capture(self, x: torch.Tensor, with_grads: bool) -> ForwardCapture:
         """What ``forward_capture`` returns, with the graph (when ``with_grads``) from the cut on."""
-        with torch.no_grad(), _onednn_fusion(x.device.type == "cpu"):
+        with torch.no_grad(), _onednn_fusion(self.fuse and x.device.type == "cpu"):
             values = self.lower(x)
         values = values if isinstance(values, tuple) else (values,)
         first = values[0].detach().requires_grad_(with_grads)  # the leaf the backward stops at
@@ -64,7 +66,8 @@ class LayerSplit:
         return ForwardCapture(logits, dict(zip(self.layers, [first, *others])), with_grads)
 
 
-def split_at(model: nn.Module, layers: Sequence[str], example: torch.Tensor) -> Optional[LayerSplit]:
+def split_at(model: nn.Module, layers: Sequence[str], example: torch.Tensor,
+             mkldnn: bool = False) -> Optional[LayerSplit]:
     """The split of ``model`` at the first of ``layers`` for inputs shaped like ``example`` (any batch
     size; cached per model, layers and input shape); None when the model cannot be split (then run it eagerly).
 
@@ -72,16 +75,21 @@ def split_at(model: nn.Module, layers: Sequence[str], example: torch.Tensor) -> 
         model: the shared model (never modified; the graphs are built from a clone).
         layers: module names whose outputs are captured.
         example: an input batch on the model's device.
+        mkldnn: the lower part with ``optimize_for_inference``'s MKLDNN convolutions (as ``inference_copy``)
+            instead of the oneDNN Graph fuser. The results agree within rounding; only the speed differs,
+            measured on EfficientNet-Lite0, one core: the batched engine (cut at ``bn2``, batches of 8) is
+            faster fused (bench_scale: 138 vs 109 images/s), Smooth Grad-CAM++ (cut at ``blocks.5``,
+            4 noisy copies) with MKLDNN (bench_methods: 0.042 vs 0.055 s).
     Raises:
         torch.OutOfMemoryError: while building; nothing is cached, a later call tries again.
     """
-    key = (tuple(layers), tuple(example.shape[1:]), str(example.device), example.dtype)
+    key = (tuple(layers), tuple(example.shape[1:]), str(example.device), example.dtype, mkldnn)
     with _LOCK:
         splits = _SPLITS.setdefault(model, {})
         if key in splits:
             splits[key] = splits.pop(key)  # now the most recently used
             return splits[key]
-        split = _build(model, tuple(layers), example)
+        split = _build(model, tuple(layers), example, mkldnn)
         while len(splits) >= KEPT_PER_MODEL:
             splits.pop(next(iter(splits)))  # the least recently used
         splits[key] = split
@@ -107,7 +115,7 @@ def _timm_notrace() -> tuple[list, list]:
     return list(_fx.get_notrace_modules()), list(_fx.get_notrace_functions())
 
 
-def _build(model: nn.Module, layers: tuple[str, ...], example: torch.Tensor) -> Optional[LayerSplit]:
+def _build(model: nn.Module, layers: tuple[str, ...], example: torch.Tensor, mkldnn: bool) -> Optional[LayerSplit]:
     clone = shell_clone(model)
     try:
         graph = _LayerTracer(layers).trace(clone)
@@ -128,8 +136,8 @@ def _build(model: nn.Module, layers: tuple[str, ...], example: torch.Tensor) -> 
     try:
         lower = fx.GraphModule(clone, _subgraph(graph, [n for n in graph.nodes if n in below], needed, []))
         upper = fx.GraphModule(clone, _subgraph(graph, above, [outputs[0].args[0], *others], needed))
-        lower = _frozen(lower, example[:1])  # one image: building must not need a batch's memory
-        split = LayerSplit(lower, upper, (cut.target, *(n.target for n in others)))
+        lower = _frozen(lower, example[:1], mkldnn)  # one image: building must not need a batch's memory
+        split = LayerSplit(lower, upper, (cut.target, *(n.target for n in others)), fuse=not mkldnn)
         if not _reproduces(clone, split, example[:1]):
             return None
     except torch.OutOfMemoryError:
@@ -139,10 +147,12 @@ def _build(model: nn.Module, layers: tuple[str, ...], example: torch.Tensor) -> 
     return split
 
 
-def _frozen(lower: fx.GraphModule, example: torch.Tensor) -> nn.Module:
+def _frozen(lower: fx.GraphModule, example: torch.Tensor, mkldnn: bool) -> nn.Module:
     """``lower`` traced and frozen (BatchNorm folded), run twice: TorchScript's profiling executor
     optimizes (and on the CPU fuses) the graph on its second call."""
     frozen = frozen_trace(lower, example)
+    if mkldnn:
+        return optimized_for_inference(frozen)
     with torch.no_grad(), _onednn_fusion(example.device.type == "cpu"):
         for _ in range(2):
             frozen(example)
