@@ -241,24 +241,6 @@ def disagreements(store: str | Path) -> pa.Table:
                     + [pa.array(values, pa.float64())], schema=DISAGREEMENT_SCHEMA)
 
 
-def read_boxes(path: str | Path) -> dict[str, list[list[float]]]:
-    """A boxes JSON (the evaluate CLI's format) as {file: [box, ...]}.
-
-    Raises:
-        BrowseError: unreadable JSON, or a record without "file" and a four-number "box".
-    """
-    try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise BrowseError(f"Cannot read the boxes file {Path(path).name!r}: {error}.") from None
-    return boxes_from_json(text)
-
-
-def boxes_from_json(text: str | bytes) -> dict[str, list[list[float]]]:
-    """A boxes file's text as {file: [box, ...]} (see ``parse_boxes``)."""
-    return parse_boxes(text)
-
-
 def parse_boxes(records: str | bytes | list) -> dict[str, list[list[float]]]:
     """Boxes records (``[{"file", "box": [x0, y0, x1, y1]}, ...]``, or their JSON) as {file: [box, ...]}:
     the Localisation view's parser (``strata.parse_boxes``), every class of a file one object."""
@@ -272,6 +254,9 @@ def parse_boxes(records: str | bytes | list) -> dict[str, list[list[float]]]:
     for group in groups:
         boxes.setdefault(group.file, []).extend(list(box) for box in group.boxes)
     return boxes
+
+
+boxes_from_json = parse_boxes  # a boxes file's text (the name ui/review_filters.py calls)
 
 
 def outside_mass(store: str | Path, boxes: dict[str, list[list[float]]]) -> pa.Table:

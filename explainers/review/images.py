@@ -9,7 +9,7 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 from PIL import Image
@@ -18,7 +18,6 @@ from ..errors import ExplainerError
 from ..io import image_sha256, load_image
 from ..pipeline import on_grid
 from ..render import overlay
-from ..scale.rows import decode_raw
 from ..scale.store import StoreError, read_run
 from .stores import stores_dir
 
@@ -137,17 +136,12 @@ def source_image(store: str | Path, image_id: str, sha256: Optional[str] = None)
     return SourceFiles.of(store).image(image_id, sha256)
 
 
-def stored_map(raw: bytes, shape: Sequence[int], scale: float) -> np.ndarray:
-    """A stored raw map as (h, w) float32 at layer resolution (raw units)."""
-    return decode_raw(raw, shape, scale)
-
-
 def draw(raw_map: np.ndarray, image: Optional[Image.Image], size: tuple[int, int], opacity: float,
          colormap: str, side: int = 320) -> np.ndarray:
     """The map on the image (or alone when ``image`` is None), at most ``side`` px, each map on its own range.
 
     Args:
-        raw_map: (h, w) raw map (``stored_map``).
+        raw_map: (h, w) raw map (``GalleryRow.raw_map()``, ``scale.rows.decode_raw``).
         size: the original's (width, height), for the map alone.
     """
     width, height = size

@@ -44,7 +44,12 @@ def run_settings(store: str | Path) -> dict:
 
 def stored_models(store: str | Path) -> dict[str, dict]:
     """{model name: its run.json entry (layers, preprocessing, ...)} in run order."""
-    return {m["name"]: m for m in run_settings(store).get("models", [])}
+    return models_of(run_settings(store))
+
+
+def models_of(settings: dict) -> dict[str, dict]:
+    """``stored_models`` from run settings already read (run.json read once per call)."""
+    return {m["name"]: m for m in settings.get("models", [])}
 
 
 def parts_key(store: str | Path) -> tuple[str, ...]:

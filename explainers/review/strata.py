@@ -34,7 +34,7 @@ from ..metrics.localisation import TOLERANCE_AT_224, energy, ground_truth, point
 from ..models.spec import Preprocessing
 from ..pipeline import on_grid
 from ..scale.rows import decode_raw
-from .stores import run_settings, stored_models
+from .stores import models_of, run_settings
 
 SIZE_CUTS = (0.05, 0.25)  # box area / image area
 CONFIDENCE_CUTS = (0.5, 0.9)
@@ -122,7 +122,7 @@ def localise_store(store: str | Path, groups: Sequence[BoxGroup], model: Optiona
     from ..scale.query import connect
 
     settings = run_settings(store)
-    models = stored_models(store)
+    models = models_of(settings)
     model = model or next(iter(models), None)
     if model not in models:
         raise EvaluationError(f"The store holds no model {model!r}; it holds {', '.join(models) or 'none'}.")

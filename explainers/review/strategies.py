@@ -184,9 +184,10 @@ def cluster_maps(maps: np.ndarray, settings: StrategySettings = StrategySettings
         solver = "arpack" if n <= DENSE else "lobpcg"
         labels = SpectralClustering(n_clusters=k, affinity="precomputed", assign_labels="cluster_qr",
                                     eigen_solver=solver, random_state=settings.random_state).fit_predict(affinity)
-    order = sorted(set(labels.tolist()), key=lambda c: (-int(np.sum(labels == c)), int(np.argmax(labels == c))))
-    renumber = {old: new for new, old in enumerate(order)}
-    return np.array([renumber[c] for c in labels]), eigenvalues.tolist(), gap, reason
+    found, first, sizes = np.unique(labels, return_index=True, return_counts=True)
+    renumber = np.empty(int(found.max()) + 1, np.int64)
+    renumber[found[np.lexsort((first, -sizes))]] = np.arange(len(found))  # largest first, ties by first member
+    return renumber[labels], eigenvalues.tolist(), gap, reason
 
 
 def _class_result(index: int, name: str, ids: list[str], maps: np.ndarray, correct: list[Optional[bool]],

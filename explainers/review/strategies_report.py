@@ -112,8 +112,8 @@ def _figure(result: Strategies, image_id: str, read: ImageReader, distance: floa
             f"{html.escape(thumbnail_caption(result, image_id, distance))}</figcaption></figure>")
 
 
-def _class_section(result: Strategies, found: ClassStrategies, read: ImageReader) -> str:
-    distance = {i.image_id: i.distance_to_centre for i in result.images}
+def _class_section(result: Strategies, found: ClassStrategies, read: ImageReader,
+                   distance: dict[str, float]) -> str:
     parts = [f"<h2>{html.escape(found.class_name)} (class {found.class_index}): {found.images} images, "
              f"{len(found.clusters)} strateg{'y' if len(found.clusters) == 1 else 'ies'}</h2>",
              f"<p>{html.escape(found.reason)}.</p>"]
@@ -147,7 +147,8 @@ def write_html(result: Strategies, path: str | Path, read: Optional[ImageReader]
             f"resized to {result.grid}x{result.grid} and divided by its own maximum. Mean maps use the {COLORMAP} "
             "colormap on a fixed scale from 0 (no evidence) to 1 (each map's maximum). Spectral relevance "
             "analysis after Lapuschkin et al., Nature Communications 2019.")
-    body = "".join(_class_section(result, c, read) for c in result.classes)
+    distance = {i.image_id: i.distance_to_centre for i in result.images}  # once, not once per class
+    body = "".join(_class_section(result, c, read, distance) for c in result.classes)
     page = (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Strategies: {html.escape(result.store)}"
             f"</title><style>{STYLE}</style></head><body><h1>The model's strategies</h1>"
             f'<p class="note">{html.escape(note)}</p>{body}</body></html>')

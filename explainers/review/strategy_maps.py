@@ -35,7 +35,8 @@ class LoadedMaps:
     rows: Callable[[int], list[tuple[str, np.ndarray, Optional[bool]]]]  # class -> (image_id, raw map, correct)
 
 
-def store_choices(store: str | Path) -> StoreChoices:
+def store_choices(store: str | Path, run: Optional[dict] = None) -> StoreChoices:
+    """``run``: the store's ``run_settings`` when the caller has read them already."""
     con = connect(store)
     try:
         found = con.execute("SELECT DISTINCT model, layer FROM maps").fetchall()
@@ -43,9 +44,11 @@ def store_choices(store: str | Path) -> StoreChoices:
         classes = con.execute("SELECT class_index, min(class_name) FROM maps GROUP BY 1 ORDER BY 1").fetchall()
     finally:
         con.close()
-    order = [(m.get("name"), layer) for m in run_settings(store).get("models", [])
+    run = run_settings(store) if run is None else run
+    order = [(m.get("name"), layer) for m in run.get("models", [])
              for layer in m.get("layers", [])]
-    pairs = [p for p in order if p in set(found)] + sorted(set(found) - set(order))
+    found = set(found)
+    pairs = [p for p in order if p in found] + sorted(found - set(order))
     return StoreChoices(pairs, methods, [(int(i), str(n)) for i, n in classes])
 
 
@@ -86,11 +89,12 @@ def load_maps(store: str | Path, settings: "StrategySettings") -> LoadedMaps:
 
     if settings.by not in BY:
         raise StrategiesError(f"Unknown class rule {settings.by!r}: use predicted or true.")
-    targets = run_settings(store).get("targets")
+    run = run_settings(store)
+    targets = run.get("targets")
     if settings.by == "true" and targets not in ("true", "both"):  # else only the correct images have one
         raise StrategiesError(f"The store's maps are of the {targets} class; grouping by the true class needs "
                               "a run with --targets true or both (on labelled images).")
-    choices = store_choices(store)
+    choices = store_choices(store, run)
     model, layer = _pick(choices, settings)
     wanted = _class_filter(choices, settings.classes)
     rule = "m.rank = 1" if settings.by == "predicted" else "m.is_true"

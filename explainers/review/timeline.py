@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import ExplainerError
 from ..render import upsample
 from ..scale.rows import decode_raw
-from .stores import run_settings, stored_models
+from .stores import models_of, run_settings, stored_models
 
 TARGETS = ("auto", "true", "last")
 DEFAULT_SIZE = 32  # pixels per side of the common grid: SSIM's 7 x 7 window needs at least 7
@@ -114,7 +114,7 @@ def load_timeline(store: str | Path, method: Optional[str] = None, layer: Option
     from ..scale.query import connect
 
     settings = run_settings(store)
-    stored = stored_models(store)
+    stored = models_of(settings)
     names = list(models) if models is not None else list(stored)
     unknown = [n for n in names if n not in stored]
     if unknown:
