@@ -47,6 +47,11 @@ def open_review(monkeypatch, stores: Path, view: str = "Gallery", methods: tuple
     at.switch_page("pages/review.py").run()
     if view != "Gallery":
         at.radio(key="review_view").set_value(view).run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at) -> None:
+    """No exception and no st.error on the AppTest's page."""
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
-    return at

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 from explainers.review import browse, verdicts  # noqa: E402
 from explainers.review.images import map_caption  # noqa: E402
 from explainers.scale.query import query  # noqa: E402
-from tests.review_store import STORE_NAME, make_review_store, open_review  # noqa: E402
+from tests.review_store import STORE_NAME, assert_clean, make_review_store, open_review  # noqa: E402
 from ui import report, state  # noqa: E402
 
 
@@ -27,11 +27,6 @@ def stores(tmp_path_factory):
 @pytest.fixture()
 def review(stores, monkeypatch):
     return open_review(monkeypatch, stores)
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 def tile_captions(at: AppTest) -> list[str]:

@@ -34,11 +34,13 @@ def render(store: Path) -> None:
     folder = check_store(store)  # only stores under CAMSCOPE_STORES_DIR
     reviewer = st.sidebar.text_input("Reviewer name", key=state.REVIEWER,
                                      help="Recorded with each verdict you give on the Review page.")
-    if not review_filters.choices(str(folder), parts_key(folder))["methods"]:
+    parts = parts_key(folder)
+    options = review_filters.choices(str(folder), parts)
+    if not options["methods"]:
         st.info(NO_MAPS_YET)
         return
     picked = review_filters.controls(folder)
-    parts, sort = parts_key(folder), picked.sort
+    sort = picked.sort
     disagreement = review_filters.disagreements(str(folder), parts) if sort == "disagreement" else None
     outside = review_filters.outside(str(folder), parts, picked.boxes_json) if picked.boxes_json else None
     shown = browse.page(folder, picked.filter, sort, picked.page_number, COLUMNS * ROWS, disagreement, outside)
@@ -47,14 +49,17 @@ def render(store: Path) -> None:
     if not shown.rows:
         st.info("No stored map matches these filters; widen them (set a filter back to \"any\").")
     opacity, colormap = picked.opacity, picked.colormap
+    several = len(options["models"]) > 1  # a store of several checkpoints names each tile's model
+    fits = {m: review_open.run_fit(folder, m) for m in {r.model for r in shown.rows}}  # run.json read once a page
     for start in range(0, len(shown.rows), COLUMNS):
         for column, row in zip(st.columns(COLUMNS), shown.rows[start:start + COLUMNS]):
             with column:
-                _tile(folder, row, opacity, colormap, SORT_VALUES.get(sort))
+                _tile(folder, row, opacity, colormap, SORT_VALUES.get(sort), several, fits[row.model])
     _verdict_form(folder, shown.rows, reviewer)
 
 
-def _tile(store: Path, row: browse.GalleryRow, opacity: float, colormap: str, sorted_by: str | None) -> None:
+def _tile(store: Path, row: browse.GalleryRow, opacity: float, colormap: str, sorted_by: str | None,
+          several_models: bool, fit: str | None) -> None:
     got = original(str(store), row.image_id, row.image_sha256)
     picture = draw(row.raw_map(), got.image, (row.width, row.height), opacity, colormap)
     value = "" if sorted_by is None else \
@@ -63,10 +68,8 @@ def _tile(store: Path, row: browse.GalleryRow, opacity: float, colormap: str, so
              caption=f"{method_label(row.method)} · {row.class_name} · p {row.probability:.2f} · "
                      + map_caption(row.max) + value)
     truth = f"true {row.true_name}" if row.true_name else "label unknown"
-    models = review_filters.choices(str(store), parts_key(store))["models"]
-    model = f" · model {row.model}" if len(models) > 1 else ""  # a store of several checkpoints
+    model = f" · model {row.model}" if several_models else ""
     st.caption(f"{row.image_id}{model} · predicted {row.predicted_name} ({row.predicted_probability:.0%}) · {truth}")
-    fit = review_open.run_fit(store, row.model)
     if fit not in (None, "squash"):  # maps are drawn over the whole image (squash) here
         st.caption(f"Drawn over the whole image; the run fitted images by {fit} (Compare places it exactly).")
     if got.image is None:
