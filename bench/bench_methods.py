@@ -81,14 +81,14 @@ def cases(model, image, args) -> dict[str, list[tuple[str, Callable]]]:
                 lambda: IntegratedGradients(module).attribute(x, target=cls, n_steps=args.steps,
                                                               internal_batch_size=batch or None))
 
-    def score(name, extractor_class, samples):
+    def score(extractor_class, samples):
         return [(f"TorchCAM batch_size={b}", torchcam(extractor_class, layer, num_samples=samples, batch_size=b))
                 for b in args.torchcam_batch]
 
     return {"smoothgradcam++": [ours("smoothgradcam++"),
                                 ("TorchCAM", torchcam(SmoothGradCAMpp, model.target_layer))],
-            "sscam": [ours("sscam", [layer]), *score("sscam", SSCAM, args.sscam_samples)],
-            "iscam": [ours("iscam", [layer]), *score("iscam", ISCAM, args.iscam_samples)],
+            "sscam": [ours("sscam", [layer]), *score(SSCAM, args.sscam_samples)],
+            "iscam": [ours("iscam", [layer]), *score(ISCAM, args.iscam_samples)],
             "occlusion": [ours("occlusion"), *(occlusion(p) for p in args.captum_ppe)],
             "integrated_gradients": [ours("integrated_gradients"),
                                      *(integrated_gradients(b) for b in args.captum_ig_batch)]}

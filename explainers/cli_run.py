@@ -82,11 +82,7 @@ def run_run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
-    if args.engine == "ray":  # Ray starts in the background while this process imports the engine
-        from .scale.ray_engine import start_ray
-
-        start_ray(args.address)
-    from .scale.run import run
+    from .scale.run import run  # a Ray run starts Ray in the background before it imports the engine
 
     report = run(args.source, args.out, _settings(args), engine=args.engine, address=args.address,
                  batch_size=args.batch_size, limit=args.limit, quiet=args.quiet, device=args.device,

@@ -100,8 +100,9 @@ class _LayerTracer(fx.Tracer):
     """fx's tracer with the captured layers (and timm's untraceable modules) kept as single calls."""
 
     def __init__(self, layers: Sequence[str]) -> None:
-        super().__init__(autowrap_functions=tuple(_timm_notrace()[1]))
-        self.layers, self.notrace = set(layers), tuple(_timm_notrace()[0])
+        modules, functions = _timm_notrace()
+        super().__init__(autowrap_functions=tuple(functions))
+        self.layers, self.notrace = set(layers), tuple(modules)
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return qualname in self.layers or isinstance(m, self.notrace) or super().is_leaf_module(m, qualname)

@@ -40,6 +40,10 @@ class NoiseTunnel:
         if not self.std >= 0:
             raise MethodError(f"The noise tunnel's standard deviation must be 0 or more, not {self.std!r}.")
 
+    def noisy_copies(self, x: torch.Tensor, noise: NoiseSource) -> torch.Tensor:
+        """``samples`` copies of the (1, 3, H, W) ``x`` plus noise drawn in one call, as Captum draws it: (N, 3, H, W)."""
+        return x + noise((self.samples, *x.shape[1:])).to(x.device, x.dtype)
+
     def combine(self, maps: torch.Tensor) -> torch.Tensor:
         """Captum's ``_compute_smoothing`` over the sample axis (0)."""
         mean = maps.mean(dim=0)

@@ -71,6 +71,6 @@ def noisy_integrated_gradients(model: nn.Module, x: torch.Tensor, targets: Seque
     Returns:
         per target, the combined (1, 3, H, W) attribution.
     """
-    noisy = x + noise((tunnel.samples, *x.shape[1:])).to(x.device, x.dtype)  # (N, 3, H, W)
+    noisy = tunnel.noisy_copies(x, noise)  # (N, 3, H, W)
     attributions = integrated_gradients(model, noisy, targets, steps, batch_size=batch_size, progress=progress)
     return [tunnel.combine(a)[None] for a in attributions]

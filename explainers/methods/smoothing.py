@@ -108,7 +108,7 @@ def noise_tunnel_maps(specs: Sequence[MethodSpec], clone: nn.Module, x: torch.Te
     Returns:
         {(method key, target number, layer): (h, w) combined map before ReLU}.
     """
-    noisy = x + noise((tunnel.samples, *x.shape[1:])).to(x.device, x.dtype)
+    noisy = tunnel.noisy_copies(x, noise)
     out = {}
     for t_i, target, acts, grads in _batched_pass(specs, clone, noisy, layers, targets, reshape):
         for spec in specs:
@@ -128,7 +128,7 @@ def noisy_guided_backprop(model: nn.Module, x: torch.Tensor, targets: Sequence[C
         per target, the combined (H, W, 3) input gradient.
     """
     clone = guided_clone(model)
-    noisy = (x + noise((tunnel.samples, *x.shape[1:])).to(x.device, x.dtype)).requires_grad_(True)
+    noisy = tunnel.noisy_copies(x, noise).requires_grad_(True)
     out = []
     with torch.enable_grad():
         logits = clone(noisy)

@@ -65,9 +65,8 @@ def ray_batches(todo: Sequence[ImageRef], settings: RunSettings, address: Option
 
     if not todo:
         return  # a Ray that start_ray began is stopped by stop_unused_start
+    start_ray(address)  # unless start_ray already began it, or Ray runs in this process anyway
     starter = _STARTERS.get(address)
-    if starter is None and not ray.is_initialized():
-        starter = _STARTERS[address] = _Starter(address)
     try:
         if starter is not None:
             starter.wait()  # raises what ray.init raised

@@ -100,7 +100,7 @@ def _run(source: str, out: str, settings: RunSettings, engine: str, address: Opt
     if engine == "local":
         return _into_store(source, out, settings.normalized(), engine, refs, None, set(), batch_size, quiet, device,
                            part_images, started)
-    key = (str(source), str(out), settings, address, batch_size, limit, device, actors)
+    key = _run_key(source, out, settings, address, batch_size, limit, device, actors)
     pipeline, early = _STARTED.pop(key, None) or _start_pipeline(refs, out, settings, address, batch_size, device,
                                                                   actors)
     try:
@@ -113,6 +113,11 @@ def _run(source: str, out: str, settings: RunSettings, engine: str, address: Opt
 _STARTED: dict[tuple, tuple] = {}  # run arguments -> (RayRun, image ids stored when it started)
 
 
+def _run_key(source: str, out: str, *rest: object) -> tuple:
+    """What ``start_ray_run`` files a started pipeline under, and ``run`` looks it up by."""
+    return (str(source), str(out), *rest)
+
+
 def start_ray_run(source: str, out: str, settings: RunSettings, address: Optional[str] = None,
                   batch_size: Optional[int] = None, limit: Optional[int] = None, device: Optional[str] = None,
                   actors: Optional[int] = None) -> None:
@@ -121,7 +126,7 @@ def start_ray_run(source: str, out: str, settings: RunSettings, address: Optiona
     from .ray_engine import start_ray
 
     start_ray(address)
-    key = (str(source), str(out), settings, address, batch_size, limit, device, actors)
+    key = _run_key(source, out, settings, address, batch_size, limit, device, actors)
     _STARTED[key] = _start_pipeline(list_source(source)[:limit], out, settings, address, batch_size, device, actors)
 
 
@@ -177,10 +182,10 @@ def _without(batches: Iterable[dict[str, pa.Table]], ids: set[str]) -> Iterator[
     """The batches without the rows of ``ids`` (none, unless another run wrote to the store meanwhile)."""
     import pyarrow.compute as pc
 
+    drop = pa.array(sorted(ids)) if ids else None  # built once, not per batch
     for tables in batches:
-        if ids:
-            keep = pa.array(sorted(ids))
-            tables = {k: t.filter(pc.invert(pc.is_in(t.column("image_id"), keep))) for k, t in tables.items()}
+        if drop is not None:
+            tables = {k: t.filter(pc.invert(pc.is_in(t.column("image_id"), drop))) for k, t in tables.items()}
         yield tables
 
 
