@@ -28,6 +28,8 @@ def test_filter_then_open_an_image_on_compare(server_url):
         page.get_by_test_id("stSidebarNav").get_by_text("Review a store", exact=True).click(timeout=120_000)
         page.get_by_text(re.compile(r"^14 maps match · page 1 of 2")).wait_for(timeout=120_000)
 
+        page.get_by_test_id("stExpander").get_by_text("Filters", exact=True).click()
+        page.get_by_text("Predicted class", exact=True).wait_for(timeout=30_000)
         page.get_by_test_id("stSelectbox").filter(has_text="True class").click()
         page.get_by_role("option", name="tabby", exact=True).click()
         page.get_by_text(re.compile(r"^4 maps match · page 1 of 1")).wait_for(timeout=60_000)

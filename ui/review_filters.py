@@ -45,9 +45,9 @@ class Controls:
 
 
 def controls(store: Path) -> Controls:
-    """The filters (an expander), then one row: sort, page, opacity and colormap (the Compare pages' state)."""
+    """The filters (a closed expander, so the first screen shows tiles), then one row: sort, page, opacity and colormap (the Compare pages' state)."""
     options = choices(str(store), parts_key(store))
-    with st.expander("Filters", expanded=True):
+    with st.expander("Filters", expanded=False):
         one, two, three, four = st.columns(4)
         model = one.selectbox("Model", [ANY, *options["models"]], key="review_model") \
             if len(options["models"]) > 1 else None
