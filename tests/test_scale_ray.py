@@ -80,3 +80,27 @@ def test_rows_another_run_committed_meanwhile_are_left_out():
     (got,) = _without([tables], {"a", "c"})
     assert got["maps"].column("x").to_pylist() == [2] and got["skipped"].num_rows == 0
     assert list(_without([tables], set())) == [tables]
+
+
+def test_a_ray_already_running_here_is_joined_and_ray_data_stays_quiet(tmp_path):
+    """Without --address, a Ray started here by ``ray start`` is joined, as a plain ``ray.init()`` does (before:
+    a traceback, "num_cpus ... must not be provided"); --quiet prints the summary, not Ray Data's log lines."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    subprocess.run([ray_cli, "start", "--head", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+                   check=True, capture_output=True, timeout=120, env=env)
+    try:
+        source = make_folder(tmp_path / "set", 4, bad=False)
+        done = subprocess.run([sys.executable, "-m", "explainers", "run", str(source), "--out", str(tmp_path / "store"),
+                               "--engine", "ray", "--quiet"], capture_output=True, text=True, timeout=300, env=env,
+                              cwd=Path(__file__).parents[1])
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "4 images explained, 0 skipped" in done.stdout
+    assert "execution finished" not in done.stderr and "Progress bars disabled" not in done.stderr

@@ -15,6 +15,7 @@ source listing and store checks. This module imports neither torch nor the engin
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import queue
@@ -82,6 +83,7 @@ def ray_batches(todo: Sequence[ImageRef], settings: RunSettings, address: Option
             device, size = "cpu", batch_size or 8
         items = [{"image_id": r.image_id, "location": r.location, "member": r.member or "",
                   "label": r.label or "", "problem": r.problem or ""} for r in todo]
+        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "bars disabled" is no news
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the run has its own bar
         blocks = max(1, min(math.ceil(len(items) / size), 4 * pool * 8))
@@ -206,19 +208,24 @@ def stop_unused_start(address: Optional[str] = None) -> None:
 
 
 def _init(ray, address: Optional[str]) -> None:
-    import logging
-
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     env = {k: v for k, v in os.environ.items() if k.startswith("CAMSCOPE_")}
     package = Path(__file__).resolve().parents[1]  # explainers/
     if address:  # a cluster: ship this package to its nodes (they need the same Python packages)
         ray.init(address=address, runtime_env={"py_modules": [str(package)], "env_vars": env},
-                 logging_level=logging.WARNING)
+                 logging_level=logging.ERROR)
     else:
         paths = [str(package.parent)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-        ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, logging_level=logging.WARNING,
-                 runtime_env={"env_vars": {**env, "PYTHONPATH": os.pathsep.join(paths)}})
-    logging.getLogger("ray.data").setLevel(logging.WARNING)  # the run prints its own progress
+        runtime_env = {"env_vars": {**env, "PYTHONPATH": os.pathsep.join(paths)}}
+        try:
+            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, logging_level=logging.ERROR,
+                     runtime_env=runtime_env)
+        except ValueError as error:  # Ray found a cluster running here (ray start, RAY_ADDRESS): join it
+            if "existing cluster" not in str(error):
+                raise
+            ray.init(logging_level=logging.ERROR, runtime_env=runtime_env)
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")  # the run prints its own progress; Ray Data
+    # (re)configures its logger from this at each execution, so a level set on the logger would not last
     if threading.current_thread() is threading.main_thread():
         for s, handler in previous.items():  # Ray installs its own; the run's stop-after-batch handler wins
             signal.signal(s, handler)
