@@ -14,7 +14,13 @@ round's calls are neighbours in time, so they share the machine's load), and the
                                                           (--captum-ig-batch: its internal_batch_size settings)
 
     python bench/bench_methods.py [--repeat 3] [--score-layer blocks.1] [--sscam-samples 35]
-        [--torchcam-batch 32 8] [--captum-ppe 1 8 64] [--captum-ig-batch 0 8]
+        [--torchcam-batch 32 8] [--captum-ppe 1 8 64] [--captum-ig-batch 0 8] [--malloc default]
+
+glibc's malloc hands large freed blocks back to the system and page-faults them in again at the next
+pass: the peers' eager passes over batches of 8-64 images took 2-3x longer that way in some runs and not
+in others (TorchCAM's SS-CAM at batch 32: 49 s in a fresh process, 17 s after other calls had raised
+glibc's thresholds). So the script re-runs itself with MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_
+raised, which keeps every call in the fast state (``--malloc default`` leaves glibc's defaults).
 """
 from __future__ import annotations
 
@@ -42,6 +48,7 @@ from explainers.pipeline import explain  # noqa: E402
 from explainers.methods.options import MethodOptions  # noqa: E402
 from explainers.models import load_model  # noqa: E402
 
+FAST_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(256 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 TARGETS = {"smoothgradcam++": 0.5, "sscam": 0.3, "iscam": 0.3, "occlusion": 0.5, "integrated_gradients": 0.7}
 
 
@@ -111,7 +118,11 @@ def main() -> None:
                         help="Captum IG's internal_batch_size settings (0: None, its default: all steps at once)")
     parser.add_argument("--torchcam-batch", type=int, nargs="+", default=[32],
                         help="TorchCAM SS-CAM / IS-CAM batch_size settings (its default: 32)")
+    parser.add_argument("--malloc", choices=["fast", "default"], default="fast",
+                        help="fast: glibc keeps freed blocks (the peers' fast state, see above); default: as is")
     args = parser.parse_args()
+    if args.malloc == "fast" and any(os.environ.get(k) != v for k, v in FAST_MALLOC.items()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **FAST_MALLOC})  # glibc reads them at start
 
     model = load_model("efficientnet_lite0")
     image = bench_image()
@@ -132,7 +143,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, device {model.device}, "
           f"{torch.get_num_threads()} threads, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
           f"medians of {args.repeat} runs after a warm-up")
-    print(f"settings: {vars(args)}")
+    print(f"settings: {vars(args)}; glibc malloc: "
+          f"{', '.join(f'{k}={os.environ[k]}' for k in FAST_MALLOC if k in os.environ) or 'its defaults'}")
     print("| method | peer setting | CAMscope wall (s) | peer wall (s) | ratio wall (per-round range) | "
           "ratio CPU time | target | |")
     print("|---|---|---|---|---|---|---|---|")
