@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 import pyarrow as pa
@@ -10,7 +9,6 @@ import streamlit as st
 
 from explainers.review import browse
 from explainers.review.verdicts import VERDICTS
-from explainers.review.stores import parts_key
 
 from . import state
 from .review_stores import method_label
@@ -44,9 +42,9 @@ class Controls:
     colormap: str
 
 
-def controls(store: Path) -> Controls:
-    """The filters (a closed expander, so the first screen shows tiles), then one row: sort, page, opacity and colormap (the Compare pages' state)."""
-    options = choices(str(store), parts_key(store))
+def controls(options: dict[str, list]) -> Controls:
+    """The filters over the store's ``choices`` (a closed expander, so the first screen shows tiles), then one
+    row: sort, page, opacity and colormap (the Compare pages' state)."""
     with st.expander("Filters", expanded=False):
         one, two, three, four = st.columns(4)
         model = one.selectbox("Model", [ANY, *options["models"]], key="review_model") \

@@ -39,7 +39,7 @@ def render(store: Path) -> None:
     if not options["methods"]:
         st.info(NO_MAPS_YET)
         return
-    picked = review_filters.controls(folder)
+    picked = review_filters.controls(options)
     sort = picked.sort
     disagreement = review_filters.disagreements(str(folder), parts) if sort == "disagreement" else None
     outside = review_filters.outside(str(folder), parts, picked.boxes_json) if picked.boxes_json else None

@@ -83,7 +83,7 @@ def ray_batches(todo: Sequence[ImageRef], settings: RunSettings, address: Option
             device, size = "cpu", batch_size or 8
         items = [{"image_id": r.image_id, "location": r.location, "member": r.member or "",
                   "label": r.label or "", "problem": r.problem or ""} for r in todo]
-        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "bars disabled" is no news
+        _quiet_ray_data()
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the run has its own bar
         blocks = max(1, min(math.ceil(len(items) / size), 4 * pool * 8))
@@ -224,11 +224,17 @@ def _init(ray, address: Optional[str]) -> None:
             if "existing cluster" not in str(error):
                 raise
             ray.init(logging_level=logging.ERROR, runtime_env=runtime_env)
-    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")  # the run prints its own progress; Ray Data
-    # (re)configures its logger from this at each execution, so a level set on the logger would not last
     if threading.current_thread() is threading.main_thread():
         for s, handler in previous.items():  # Ray installs its own; the run's stop-after-batch handler wins
             signal.signal(s, handler)
+
+
+def _quiet_ray_data() -> None:
+    """The run prints its own progress: no Ray Data log lines below warnings, nor its "bars disabled" note.
+    Ray Data (re)configures its logger from RAY_DATA_LOG_LEVEL at each execution, so a level set on that
+    logger would not last."""
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
 
 
 def _threads_from_env() -> Optional[int]:
