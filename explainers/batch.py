@@ -25,7 +25,7 @@ from .errors import ImageError, MethodError, TargetError
 from .pipeline import ResultMaker, explain
 from .layers import resolve_layers
 from .methods.catalog import MethodSpec, resolve_method
-from .methods.shared_pass import ForwardCapture, forward_capture, shared_cam, to_numpy_map
+from .methods.shared_pass import ClassAgnosticMaps, ForwardCapture, forward_capture, shared_cam, to_numpy_map
 from .models.spec import LoadedModel
 from .results import CamResult
 from .targets import ClassTarget, check_index
@@ -132,6 +132,7 @@ def maps_from_capture(model: LoadedModel, capture: ForwardCapture, layers: Seque
                 full = torch.zeros_like(t) if g is None else g
                 grads[(slot, n)] = to_numpy_map(full, reshape)
     raws: list[list[tuple]] = [[] for _ in wanted]
+    agnostic = [ClassAgnosticMaps() for _ in wanted]
     for spec in specs:
         for slot in range(slots):
             for b, w in enumerate(wanted):
@@ -140,7 +141,8 @@ def maps_from_capture(model: LoadedModel, capture: ForwardCapture, layers: Seque
                 target = ClassTarget(w[slot])
                 for n in layers:
                     g = grads[(slot, n)][b:b + 1] if spec.uses_gradients else None
-                    raws[b].append((spec, n, target, shared_cam(spec.library_class, acts[n][b:b + 1], g, [target])))
+                    raw = agnostic[b].get(spec, n, lambda: shared_cam(spec.library_class, acts[n][b:b + 1], g, [target]))
+                    raws[b].append((spec, n, target, raw))
     logits = logits.detach()
     seconds = (time.perf_counter() - started) / max(sum(len(r) for r in raws), 1)
     results = []

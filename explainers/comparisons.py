@@ -6,7 +6,7 @@ the two class maps subtracted on one shared scale.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
@@ -15,19 +15,26 @@ from .layers import LayerInfo
 from .render import colorize, normalize_maps
 from .results import CamResult
 
+if TYPE_CHECKING:
+    from .models.spec import Preprocessing
 
-def class_difference(first: CamResult, second: CamResult, size: tuple[int, int]) -> np.ndarray:
+
+def class_difference(first: CamResult, second: CamResult, size: tuple[int, int],
+                     preprocessing: Optional[Preprocessing] = None) -> np.ndarray:
     """Map of ``first`` minus map of ``second``, both scaled by ONE shared range.
 
     Args:
         first, second: maps of the same image, method and layer (two classes).
         size: (height, width) of the output.
+        preprocessing: the model's; with a "letterbox" or "crop" fit the maps go back through it, as
+            the class maps beside the difference do (else they are stretched over the whole image).
     Returns:
-        (height, width) float32 in [-1, 1]: positive where ``first``'s evidence is stronger.
+        (height, width) float32 in [-1, 1]: positive where ``first``'s evidence is stronger; NaN
+        where the model did not see the image (outside a centre crop).
     """
     if first.raw.shape != second.raw.shape:
         raise ExplainerError("The two maps come from layers of different sizes; compare maps of one layer.")
-    a, b = normalize_maps([first.raw, second.raw], size, shared=True)
+    a, b = normalize_maps([first.raw, second.raw], size, shared=True, preprocessing=preprocessing)
     return (a - b).astype(np.float32)
 
 

@@ -20,7 +20,7 @@ from .methods import guided as guided_methods
 from .methods import model_methods
 from .methods.catalog import MethodSpec, resolve_method
 from .methods.options import MethodOptions
-from .methods.shared_pass import forward_capture, layer_gradients, shared_cam, to_numpy_map
+from .methods.shared_pass import ClassAgnosticMaps, forward_capture, layer_gradients, shared_cam, to_numpy_map
 from .fit import normalized_on_image
 from .methods.transformer_methods import (ATTENTION_LAYER, NEEDS_GRADIENTS, AttentionRecorder,
                                           transformer_maps)
@@ -182,13 +182,15 @@ def explain(model: LoadedModel, image: Image.Image, methods: Sequence[str] = ("g
         shared_specs = [s for s in specs if s.kind == "shared"]
         n_shared = max(len(shared_specs) * len(targets) * len(layer_names), 1)
         smoothed = _smoothed_shared_maps(shared_specs, clone, x, layer_names, targets, reshape, options)
+        agnostic = ClassAgnosticMaps()
         for spec in shared_specs:
             shown = _with_options(spec, options)
             for t_i, target in enumerate(targets):
                 for n in layer_names:
                     t0 = time.perf_counter()
-                    raw = smoothed[(spec.key, t_i, n)] if smoothed else shared_cam(
-                        spec.library_class, acts[n], grads.get((t_i, n)), [target], eigen_smooth=options.eigen_smooth)
+                    raw = smoothed[(spec.key, t_i, n)] if smoothed else agnostic.get(
+                        spec, n, lambda: shared_cam(spec.library_class, acts[n], grads.get((t_i, n)), [target],
+                                                    eigen_smooth=options.eigen_smooth))
                     results.append(make(shown, n, target, raw, time.perf_counter() - t0 + shared_time / n_shared))
         for (key, t_i), raw in attention_maps.items():
             results.append(make(resolve_method(key), ATTENTION_LAYER, targets[t_i], raw, shared_time / n_shared))

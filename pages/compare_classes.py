@@ -60,7 +60,7 @@ if a == b:
     st.stop()
 map_a, map_b, contrast = views.cams(model, image, sha, method, classes=[a, b], contrast=(a, b))
 a_overlay, b_overlay = views.overlays(shown, [map_a, map_b], opacity, colormap, True, model.preprocessing)
-difference, largest = views.difference_overlay(shown, map_a, map_b, opacity)
+difference, largest = views.difference_overlay(shown, map_a, map_b, opacity, model.preprocessing)
 views.grid([(views.overlays(shown, [contrast], opacity, colormap, False, model.preprocessing)[0], f"{contrast.label} · "
              f"logit difference {contrast.score:+.2f}"),
             (difference, f"{map_a.class_name} − {map_b.class_name} · largest difference {largest:.2f}"),

@@ -55,7 +55,8 @@ with st.spinner("Computing the maps…"):
     results = [views.cams(model, image, sha, method, classes=[] if c is None else [c])[0]
                for model, c in zip(models, [class_a, class_b])]
 powers = strong.strengths(results, {})
-pictures = strong.pictures(shown, results, powers, opacity, colormap, shared, first.preprocessing)  # colorbars in raw units
+pictures = strong.pictures(shown, results, powers, opacity, colormap, shared,  # colorbars in raw units
+                           [m.preprocessing for m in models])  # each map through its own model's crop
 for column, model, result, picture, letter in zip(st.columns(2), models, results, pictures, "AB"):
     with column:
         st.subheader(f"{letter}: {model.spec.display_name}")

@@ -6,8 +6,10 @@ import torch
 from pytorch_grad_cam import GradCAM, HiResCAM
 
 from explainers.comparisons import class_difference, colorize_signed, stage_layers
+from explainers.fit import raw_on_image
 from explainers.pipeline import explain, on_grid
 from explainers.layers import LayerInfo, list_layers
+from explainers.render import hatch_outside
 
 TABBY, EGYPTIAN_CAT, ESPRESSO, CUP = 281, 285, 967, 968
 
@@ -62,6 +64,38 @@ def test_class_difference_by_hand(lite0, cat_image):
     assert diff.min() >= -1 and diff.max() <= 1 and np.abs(diff).max() > 0.01
     np.testing.assert_allclose(class_difference(b, a, (300, 451)), -class_difference(a, b, (300, 451)), atol=1e-6)
     assert not class_difference(a, a, (30, 45)).any()
+
+
+def test_class_difference_follows_a_crop_fit_as_the_class_panels_do(lite0, cat_image):
+    crop = lite0.with_fit("crop")
+    a, b = explain(crop, cat_image, methods=["gradcam"], classes=[TABBY, EGYPTIAN_CAT]).results
+    size = (cat_image.height, cat_image.width)
+    diff = class_difference(a, b, size, crop.preprocessing)
+    place = crop.preprocessing.placement(cat_image.width, cat_image.height)
+    x0, y0, x1, y1 = place.source
+    assert 0 < x0 < x1 < cat_image.width  # the crop leaves out both sides of the wide photo
+    inside = np.zeros(size, bool)
+    inside[y0:y1, x0:x1] = True
+    np.testing.assert_array_equal(np.isnan(diff), ~inside)
+    on_image = [raw_on_image(np.nan_to_num(r.raw), crop.preprocessing.input_size, place, cat_image.width,
+                             cat_image.height) for r in (a, b)]
+    low, high = min(np.nanmin(m) for m in on_image), max(np.nanmax(m) for m in on_image)
+    expected = (on_image[0] - on_image[1]) / (high - low + 1e-7)
+    np.testing.assert_allclose(diff[inside], expected[inside], atol=1e-6)
+    squashed = class_difference(a, b, size)  # the whole photo stretched under the crop's map: another picture
+    assert np.abs(squashed[inside] - diff[inside]).max() > 0.05
+
+
+def test_difference_overlay_hatches_what_the_crop_left_out(lite0, cat_image):
+    from ui.compare_views import difference_overlay
+
+    crop = lite0.with_fit("crop")
+    a, b = explain(crop, cat_image, methods=["gradcam"], classes=[TABBY, EGYPTIAN_CAT]).results
+    picture, largest = difference_overlay(cat_image, a, b, 0.6, crop.preprocessing)
+    x0, _, x1, _ = crop.preprocessing.placement(cat_image.width, cat_image.height).source
+    expected = hatch_outside(picture, np.ones(picture.shape[:2], bool), np.asarray(cat_image.convert("RGB")))
+    np.testing.assert_array_equal(picture[:, :x0], expected[:, :x0])  # grey hatching, no blue "B is stronger"
+    assert largest == pytest.approx(np.nanmax(np.abs(class_difference(a, b, picture.shape[:2], crop.preprocessing))))
 
 
 def test_signed_colors_put_zero_in_the_middle():

@@ -14,7 +14,7 @@ from PIL import Image
 from torchvision import transforms as T
 
 from explainers.errors import ExplainerError
-from explainers.fit import aspect_warning, normalized_on_image
+from explainers.fit import aspect_warning, normalized_on_image, raw_on_image
 from explainers.models.spec import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from explainers.pipeline import explain, on_grid, predict
 from explainers.render import overlay
@@ -173,3 +173,34 @@ def test_crop_follows_each_zoo_models_own_resize(name, resize):
     assert default_weights(name).transforms().resize_size == [resize]
     # shorter side to the weights' own resize size (the longer side truncated, as torchvision does)
     assert pre.placement(600, 400).scaled == (int(resize * 600 / 400), resize)
+
+
+def test_compare_models_panels_place_each_map_through_its_own_models_crop(lite0, wide):
+    """Two models that crop differently (Lite0's 256 -> 224 and a 236 -> 224 resize, as ConvNeXt's):
+    each panel's hatched part is its own model's, not model A's."""
+    import dataclasses
+
+    from explainers.strength import map_strength
+    from ui import strength_panels as strong
+
+    a = lite0.with_fit("crop")
+    b_pre = dataclasses.replace(a.preprocessing, crop_pct=224 / 236)
+    result = explain(a, wide, ["gradcam"]).results[0]
+    result = dataclasses.replace(result, map=np.zeros((0, 0), np.float32))  # as the page's cached maps come
+    results = [result, result]
+    size = (wide.height, wide.width)
+    maps = strong.scaled_maps(results, size, False, [a.preprocessing, b_pre])
+    for m, pre in zip(maps, (a.preprocessing, b_pre)):
+        seen = raw_on_image(result.raw, pre.input_size, pre.placement(wide.width, wide.height), wide.width,
+                            wide.height)
+        np.testing.assert_array_equal(np.isnan(m), np.isnan(seen))
+    assert (np.isnan(maps[0]) != np.isnan(maps[1])).any()  # 256 vs 236: the crops differ
+    powers = [map_strength(r.raw) for r in results]
+    pictures = strong.pictures(wide, results, powers, 0.5, "jet", False, [a.preprocessing, b_pre])
+    hatched = [np.isnan(m) for m in maps]
+    for picture, outside in zip(pictures, hatched):  # the hatching's darkest stripes are (96, 96, 96)
+        stripes = (picture[:wide.height] == 96).all(axis=-1)
+        assert stripes[outside].any() and not stripes[~outside].any()
+    assert strong.per_result(a.preprocessing, 2) == [a.preprocessing, a.preprocessing]
+    with pytest.raises(ValueError):
+        strong.per_result([a.preprocessing], 2)

@@ -125,6 +125,19 @@ def test_manifest_lists_hf_and_timm_folders_without_label_files(folders, tmp_pat
     assert tm.preprocessing.input_size == (SIZE, SIZE)
 
 
+@pytest.mark.parametrize("kind", ["timm", "hf"])
+def test_a_folder_whose_weights_hold_nan_is_refused_with_a_sentence(kind, tmp_path, offline):
+    from safetensors.torch import load_file, save_file
+
+    folder = save_timm(tmp_path / "m")[0] if kind == "timm" else save_hf(tmp_path / "m", "vit")
+    state = load_file(folder / "model.safetensors")
+    name = next(k for k, v in state.items() if k.endswith("weight") and v.ndim == 2)
+    state[name][0, 0] = float("nan")
+    save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ModelError, match=f"m/model.safetensors has NaN or infinite values in .*{name.split('.')[-2]}"):
+        load_model(str(folder), device="cpu")
+
+
 def test_not_a_model_folder_is_a_sentence(tmp_path):
     with pytest.raises(ModelError, match="no config.json"):
         model_folder_spec(tmp_path)

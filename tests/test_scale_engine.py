@@ -56,6 +56,31 @@ def test_several_methods_layers_and_top_k_share_one_pass(lite0, images):
             _same(a, b)
 
 
+def test_class_agnostic_maps_are_computed_once_per_image_and_layer_whatever_the_classes(lite0, images, monkeypatch):
+    from explainers import batch as batch_module, pipeline
+    from explainers.methods import shared_pass
+
+    calls = []
+
+    def counted(cls, *args, **kwargs):
+        calls.append(cls.__name__)
+        return shared_pass.shared_cam(cls, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "shared_cam", counted)
+    monkeypatch.setattr(batch_module, "shared_cam", counted)
+    layers = ["bn2", "blocks.5"]
+    alone = explain(lite0, images[0], ["eigencam", "gradcam"], top_k=3, layers=layers)
+    assert calls.count("EigenCAM") == 2 and calls.count("GradCAM") == 6  # one per layer; one per class and layer
+    eigen = [r for r in alone.results if r.method == "eigencam" and r.layer == "bn2"]
+    assert len({r.class_index for r in eigen}) == 3
+    assert all(np.array_equal(r.raw, eigen[0].raw) and r.raw is not eigen[0].raw for r in eigen[1:])
+    calls.clear()
+    batched = explain_batch(lite0, images[:2], ["eigencam"], targets="top-k:3", layers=layers, batch_size=2)
+    assert calls.count("EigenCAM") == 2 * 2 and sum(len(b.results) for b in batched) == 2 * 3 * 2
+    for a, b in zip(batched[0].results, [r for r in alone.results if r.method == "eigencam"], strict=True):
+        _same(a, b)
+
+
 def test_out_of_memory_halves_the_batch_and_retries(lite0, images, monkeypatch):
     real, sizes, told = engine.capture_batch, [], []
 

@@ -16,7 +16,7 @@ from explainers.comparisons import class_difference, colorize_signed
 from explainers.pipeline import explain, on_grid
 from explainers.methods.catalog import list_methods
 from explainers.models.spec import LoadedModel
-from explainers.render import normalize_maps, overlay
+from explainers.render import hatch_outside, normalize_maps, overlay
 from explainers.results import CamResult
 
 from . import loaders, state
@@ -103,19 +103,23 @@ def overlays(image: Image.Image, results: Sequence[CamResult], opacity: float, c
     return [overlay(image, m, opacity, colormap) for m in maps]
 
 
-def difference_overlay(image: Image.Image, first: CamResult, second: CamResult,
-                       opacity: float) -> tuple[np.ndarray, float]:
-    """``first`` minus ``second`` on one shared scale, red where ``first`` is stronger, blue where ``second`` is.
+def difference_overlay(image: Image.Image, first: CamResult, second: CamResult, opacity: float,
+                       preprocessing=None) -> tuple[np.ndarray, float]:
+    """``first`` minus ``second`` on one shared scale, red where ``first`` is stronger, blue where ``second`` is;
+    through the fit of ``preprocessing`` (the model's) when given, hatched where the model did not see the image.
 
     Returns:
         The overlay, colors stretched so the largest difference is saturated (similar maps would
         otherwise look white), and that largest difference (in [0, 1]) for the caption.
     """
-    diff = class_difference(first, second, (image.height, image.width))
+    diff = class_difference(first, second, (image.height, image.width), preprocessing)
+    outside = np.isnan(diff)
+    diff = np.nan_to_num(diff)
     largest = float(np.abs(diff).max())
+    rgb = np.asarray(image.convert("RGB"))
     colored = colorize_signed(diff / largest if largest > 0 else diff).astype(np.float64)
-    blended = (1 - opacity) * np.asarray(image.convert("RGB"), np.float64) + opacity * colored
-    return np.clip(np.rint(blended), 0, 255).astype(np.uint8), largest
+    blended = np.clip(np.rint((1 - opacity) * rgb.astype(np.float64) + opacity * colored), 0, 255).astype(np.uint8)
+    return hatch_outside(blended, outside, rgb), largest
 
 
 def grid(cells: Sequence[tuple[np.ndarray | Image.Image, str]], columns: int = COLUMNS) -> None:

@@ -53,22 +53,33 @@ def scaled_maps(results: Sequence[CamResult], size: tuple[int, int], shared: boo
                 ranges: Optional[Sequence[tuple[float, float]]] = None) -> list[np.ndarray]:
     """Maps in [0, 1] at ``size`` (height, width), each over its own range or its family's (``ranges``:
     ``spans(results, shared)`` when the caller has them); through the fit of ``preprocessing`` (the
-    model's) when given (NaN outside a crop)."""
+    model's, or one per result) when given (NaN outside a crop)."""
     ranges = spans(results, shared) if ranges is None else ranges
-    return [r.map if not shared and r.map.shape == size else scale_to_range(r.raw, size, lo, hi, preprocessing)
-            for r, (lo, hi) in zip(results, ranges)]
+    return [r.map if not shared and r.map.shape == size else scale_to_range(r.raw, size, lo, hi, p)
+            for r, (lo, hi), p in zip(results, ranges, per_result(preprocessing, len(results)))]
+
+
+def per_result(preprocessing, n: int) -> list:
+    """``preprocessing`` as one entry per result: a sequence (one model's each, e.g. Compare models,
+    where the two models may crop differently) is kept; one model's is repeated."""
+    if isinstance(preprocessing, (list, tuple)):
+        if len(preprocessing) != n:
+            raise ValueError(f"{len(preprocessing)} preprocessings for {n} maps")
+        return list(preprocessing)
+    return [preprocessing] * n
 
 
 def scaled_map(results: Sequence[CamResult], index: int, size: tuple[int, int], shared: bool,
                preprocessing=None) -> np.ndarray:
     """``scaled_maps(...)[index]`` without scaling the other maps (one panel's view or download)."""
-    return scaled_maps(results[index:index + 1], size, shared, preprocessing, spans(results, shared)[index:index + 1])[0]
+    return scaled_maps(results[index:index + 1], size, shared, per_result(preprocessing, len(results))[index],
+                       spans(results, shared)[index:index + 1])[0]
 
 
 def pictures(shown: Image.Image, results: Sequence[CamResult], strengths_: Sequence[MapStrength], opacity: float,
              colormap: str, shared: bool, preprocessing=None) -> list[np.ndarray]:
     """One picture per result: the overlay with a colorbar in raw units, or a gray "all zero" panel
-    (``preprocessing``: the model's, for the fit of its maps)."""
+    (``preprocessing``: the model's, or one per result, for the fit of its maps)."""
     size = (shown.height, shown.width)
     out = []
     ranges = spans(results, shared)

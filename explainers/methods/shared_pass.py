@@ -129,6 +129,22 @@ def first_component(batch: np.ndarray) -> np.ndarray:
     return np.float32(projections)
 
 
+class ClassAgnosticMaps:
+    """One image's maps of the methods that use no gradient (EigenCAM, KPCA-CAM, FEM): the same for every
+    class, so computed once per layer and shared by all the classes asked for (top-k, true and predicted)."""
+
+    def __init__(self) -> None:
+        self._maps: dict[tuple[str, str], np.ndarray] = {}
+
+    def get(self, spec, layer: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        if spec.uses_gradients:
+            return compute()
+        key = (spec.key, layer)
+        if key not in self._maps:
+            self._maps[key] = compute()
+        return self._maps[key].copy()  # each result owns its array
+
+
 def shared_cam(cls: type, activations: np.ndarray, grads: Optional[np.ndarray],
                targets: list, eigen_smooth: bool = False, **kwargs) -> np.ndarray:
     """pytorch-grad-cam's per-layer map (before ReLU and scaling) from activations and gradients.

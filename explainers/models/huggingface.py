@@ -18,6 +18,7 @@ from torch import nn
 
 from ..errors import ModelError, UnsafeCheckpointError
 from .spec import Preprocessing, ModelSpec
+from .weights_check import refuse_non_finite
 
 _RESAMPLE = {0: "nearest", 2: "bilinear", 3: "bicubic"}  # PIL codes used in preprocessor_config.json
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
@@ -158,6 +159,8 @@ def build_huggingface(folder: Path, random_weights: bool = False) -> LogitsOnly:
                 attn_implementation="eager")
     except ValueError as exc:
         raise ModelError(f"The model folder {folder} is not an image classifier transformers knows ({exc}).") from None
+    if not random_weights:
+        refuse_non_finite(model.state_dict(), f"{folder.name}/model.safetensors")
     return LogitsOnly(model.eval(), binary=_num_labels(config_dict) == 1)
 
 
