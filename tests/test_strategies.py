@@ -44,6 +44,26 @@ def test_the_marker_images_form_a_cluster_of_their_own(planted):
     assert a.clusters[home].representatives[0] in kinds and kinds[a.clusters[home].representatives[0]] == "marker"
 
 
+def test_one_store_connection_for_every_class_and_strengths_as_stored(planted, monkeypatch):
+    from explainers.review import strategy_maps
+
+    store, _ = planted
+    opened, real = [], strategy_maps.connect
+
+    def counted(folder):
+        opened.append(folder)
+        return real(folder)
+
+    monkeypatch.setattr(strategy_maps, "connect", counted)
+    found = find_strategies(store, StrategySettings(method="gradcam"))
+    assert len(found.classes) == 2 and len(opened) == 3  # the store's choices, its classes, then every class's maps
+    stored = dict(query(store, "SELECT image_id, max FROM maps WHERE method = 'gradcam'")[1])
+    assert found.strengths and all(found.strengths[i] == pytest.approx(stored[i], rel=1e-6) for i in found.strengths)
+    decoded = {r[0]: float(np.nanmax(decode_raw(r[1], r[2], r[3]), initial=0.0)) for r in query(
+        store, "SELECT image_id, raw, raw_shape, raw_scale FROM maps WHERE method = 'gradcam'")[1]}
+    assert any(decoded[i] != stored[i] for i in found.strengths)  # float16 rounding: the stored max is the exact one
+
+
 def test_eigengap_picks_two_on_two_map_shapes():
     assert eigengap_k([0.0, 0.0, 0.5, 0.6]) == (2, 0.5)
     assert eigengap_k([0.0, 0.3, 0.4, 0.9], max_clusters=2) == (1, 0.3)  # only gaps 1-2 and 2-3 are looked at

@@ -223,16 +223,19 @@ def find_strategies(store: str | Path, settings: StrategySettings = StrategySett
 
     loaded = load_maps(store, settings)
     classes, images, maps, strengths = [], [], {}, {}
-    for index, name in loaded.classes:
-        rows = loaded.rows(index)
-        ids = [r[0] for r in rows]
-        grids = np.stack([downsize(r[1], settings.grid) for r in rows])
-        tops = [float(np.nanmax(r[1], initial=0.0)) for r in rows]  # each raw map's strength
-        result, members = _class_result(index, name, ids, grids, [r[2] for r in rows], settings, tops)
-        classes.append(result)
-        images.extend(members)
-        shown = {i for c in result.clusters for i in c.representatives + c.outliers}
-        maps.update((i, g) for i, g in zip(ids, grids) if i in shown)
-        strengths.update((i, t) for i, t in zip(ids, tops) if i in shown)
+    try:
+        for index, name in loaded.classes:
+            rows = loaded.rows(index)
+            ids = [r[0] for r in rows]
+            grids = np.stack([downsize(r[1], settings.grid) for r in rows])
+            tops = [r[3] for r in rows]  # each raw map's strength, as the run stored it
+            result, members = _class_result(index, name, ids, grids, [r[2] for r in rows], settings, tops)
+            classes.append(result)
+            images.extend(members)
+            shown = {i for c in result.clusters for i in c.representatives + c.outliers}
+            maps.update((i, g) for i, g in zip(ids, grids) if i in shown)
+            strengths.update((i, t) for i, t in zip(ids, tops) if i in shown)
+    finally:
+        loaded.close()
     return Strategies(str(store), loaded.model, loaded.layer, settings.method, settings.by, settings.grid,
                       classes, images, maps, strengths)

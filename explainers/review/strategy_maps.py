@@ -32,7 +32,9 @@ class LoadedMaps:
     model: str
     layer: str
     classes: list[tuple[int, str]]  # (class_index, class_name), by index
-    rows: Callable[[int], list[tuple[str, np.ndarray, Optional[bool]]]]  # class -> (image_id, raw map, correct)
+    # class -> (image_id, raw map, correct, the map's max as stored: float32, before the map's float16 encoding)
+    rows: Callable[[int], list[tuple[str, np.ndarray, Optional[bool], float]]]
+    close: Callable[[], None]  # the store's connection, opened by the first ``rows`` call
 
 
 def store_choices(store: str | Path, run: Optional[dict] = None) -> StoreChoices:
@@ -112,15 +114,21 @@ def load_maps(store: str | Path, settings: "StrategySettings") -> LoadedMaps:
         raise StrategiesError(f"The store holds no {settings.method} maps of the {settings.by} class "
                               f"for {model} at {layer}{hint}.")
 
-    def rows(class_index: int) -> list[tuple[str, np.ndarray, Optional[bool]]]:
-        sql = ("SELECT m.image_id, m.raw, m.raw_shape, m.raw_scale, p.correct "
+    opened: list = []  # one connection for every class (opening one reads run.json and lists the parts)
+
+    def rows(class_index: int) -> list[tuple[str, np.ndarray, Optional[bool], float]]:
+        sql = ("SELECT m.image_id, m.raw, m.raw_shape, m.raw_scale, p.correct, m.max "
                f"FROM maps m JOIN predictions p USING (image_id, model) {where} AND m.class_index = ? "
                "ORDER BY m.image_id")
-        con = connect(store)
-        try:
-            found = con.execute(sql, [settings.method, model, layer, class_index]).fetchall()
-        finally:
-            con.close()
-        return [(image_id, decode_raw(raw, shape, scale), correct) for image_id, raw, shape, scale, correct in found]
+        if not opened:
+            opened.append(connect(store))
+        found = opened[0].execute(sql, [settings.method, model, layer, class_index]).fetchall()
+        return [(image_id, raw_map, correct, float(top) if top is not None and np.isfinite(top) else float(np.nanmax(raw_map, initial=0.0)))
+                for image_id, raw, shape, scale, correct, top in found
+                for raw_map in [decode_raw(raw, shape, scale)]]
 
-    return LoadedMaps(model, layer, classes, rows)
+    def close() -> None:
+        while opened:
+            opened.pop().close()
+
+    return LoadedMaps(model, layer, classes, rows, close)
