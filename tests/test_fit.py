@@ -204,3 +204,14 @@ def test_compare_models_panels_place_each_map_through_its_own_models_crop(lite0,
     assert strong.per_result(a.preprocessing, 2) == [a.preprocessing, a.preprocessing]
     with pytest.raises(ValueError):
         strong.per_result([a.preprocessing], 2)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA"])
+def test_to_tensor_is_the_normalization_by_hand_to_the_bit(cat_image, mode):
+    pre = Preprocessing(mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+    image = cat_image.convert(mode)
+    x = pre.to_tensor(image)
+    pixels = np.asarray(pre.resize(image), np.float32) / 255.0  # (224, 224, 3) RGB whatever the mode
+    expected = ((pixels - np.float32([0.5, 0.4, 0.3])) / np.float32([0.2, 0.25, 0.3])).transpose(2, 0, 1)
+    assert x.shape == (1, 3, 224, 224) and x.dtype == torch.float32 and x.is_contiguous()
+    np.testing.assert_array_equal(x[0].numpy(), expected)
