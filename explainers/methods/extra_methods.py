@@ -113,12 +113,17 @@ def _smoothgradcampp(ctx: JobContext, layer: str) -> list[np.ndarray]:
 def _integrated_gradients(ctx: JobContext, _layer: str) -> list[np.ndarray]:
     # each forward + backward over a few steps: on the CPU the saved activations then stay in the cache
     o, model, batch = ctx.options, ctx.inference_model(differentiable=True), cache_sized_batch(ctx.x, ctx.batch_size)
+    x = ctx.x
+    if o.frozen_inference and x.device.type == "cpu":
+        # channels-last steps: the CPU's convolutions and their backward ran IG 10-15% faster (bench_methods);
+        # the attribution moves by float rounding only, as the frozen copy already does
+        x = x.contiguous(memory_format=torch.channels_last)
     if o.noise_tunnel is not None:
         attributions = pixel_attribution.noisy_integrated_gradients(
-            model, ctx.x, ctx.targets, o.ig_steps, o.noise_tunnel, o.noise_source(o.noise_tunnel.std, ctx.x.device),
+            model, x, ctx.targets, o.ig_steps, o.noise_tunnel, o.noise_source(o.noise_tunnel.std, x.device),
             batch, ctx.progress)
     else:
-        attributions = pixel_attribution.integrated_gradients(model, ctx.x, ctx.targets, o.ig_steps,
+        attributions = pixel_attribution.integrated_gradients(model, x, ctx.targets, o.ig_steps,
                                                               batch_size=batch, progress=ctx.progress)
     return [saliency(a[0].permute(1, 2, 0).cpu().numpy()) for a in attributions]
 
