@@ -25,6 +25,7 @@ from .errors import ImageError, MethodError, TargetError
 from .pipeline import ResultMaker, explain
 from .layers import resolve_layers
 from .methods.catalog import MethodSpec, resolve_method
+from .methods.inference_copy import accepts_channels_last
 from .methods.shared_pass import ClassAgnosticMaps, ForwardCapture, forward_capture, shared_cam, to_numpy_map
 from .models.spec import LoadedModel
 from .results import CamResult
@@ -85,9 +86,10 @@ def explain_batch(model: LoadedModel, images: Sequence[Image.Image], classes: Se
 
 def batch_tensor(model: LoadedModel, images: Sequence[Image.Image]) -> torch.Tensor:
     """(B, 3, H, W) input on the model's device, channels-last: on CPU, batched convolutions run
-    about 1.5x faster in that layout (the convolutions propagate it; the weights are not touched)."""
+    about 1.5x faster in that layout (the convolutions propagate it; the weights are not touched).
+    Contiguous for a model whose forward cannot take that layout (``accepts_channels_last``)."""
     x = torch.cat([model.preprocessing.to_tensor(im) for im in images]).to(model.device)
-    return x.contiguous(memory_format=torch.channels_last)
+    return x.contiguous(memory_format=torch.channels_last) if accepts_channels_last(model.module, x) else x
 
 
 def cams_from_capture(model: LoadedModel, capture: ForwardCapture, layer: str, spec: MethodSpec,

@@ -309,6 +309,32 @@ def test_smooth_gradcampp_of_two_layers_equals_torchcams_multi_layer_call(lite0,
         assert np.abs(minmax(ours.result("smoothgradcam++", layer=layer).raw) - minmax(reference)).max() <= 1e-4
 
 
+class FlatViewNet(torch.nn.Module):
+    """A head that flattens its features with ``.view(b, -1)``, as older CNNs do: a channels-last
+    tensor cannot be viewed that way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = torch.nn.Conv2d(3, 8, 4, stride=4)
+        self.head = torch.nn.Linear(8 * 8 * 8, 3)
+
+    def forward(self, x):
+        z = torch.relu(self.embed(x))
+        return self.head(z.view(z.shape[0], -1))
+
+
+def test_integrated_gradients_falls_back_to_contiguous_steps_where_channels_last_cannot_run(cat_image):
+    model = wrap_module(FlatViewNet(), ["a", "b", "c"], "embed", name="flatview",
+                        preprocessing=Preprocessing(input_size=(32, 32), interpolation="bilinear"))
+    x = model.preprocessing.to_tensor(cat_image)
+    with pytest.raises(RuntimeError, match="view"):
+        model.module(x.contiguous(memory_format=torch.channels_last))
+    reference = captum.IntegratedGradients(model.module).attribute(x, target=1, n_steps=50)
+    shown = explain(model, cat_image, ["integrated_gradients"], classes=[1]).result("integrated_gradients").raw
+    assert np.allclose(shown, reference[0].abs().amax(dim=0).numpy(), atol=1e-4 * float(reference.abs().max()))
+
+
 def test_integrated_gradients_through_the_frozen_copy_equals_captum_on_the_embedded_model(lite0, cat_image):
     # explain() runs IG's steps through a frozen, BatchNorm-folded copy that input gradients flow through:
     # folding moves activations by float rounding, which can move a few ReLU6 kinks, so a few pixels differ

@@ -48,15 +48,34 @@ def test_one_store_connection_for_every_class_and_strengths_as_stored(planted, m
     from explainers.review import strategy_maps
 
     store, _ = planted
-    opened, real = [], strategy_maps.connect
+    opened, closed, real = [], [], strategy_maps.connect
+
+    class Counted:
+        def __init__(self, con) -> None:
+            self.con = con
+
+        def execute(self, *args):
+            return self.con.execute(*args)
+
+        def close(self) -> None:
+            closed.append(self)
+            self.con.close()
 
     def counted(folder):
-        opened.append(folder)
-        return real(folder)
+        opened.append(Counted(real(folder)))
+        return opened[-1]
 
     monkeypatch.setattr(strategy_maps, "connect", counted)
     found = find_strategies(store, StrategySettings(method="gradcam"))
     assert len(found.classes) == 2 and len(opened) == 3  # the store's choices, its classes, then every class's maps
+    assert closed == opened
+    opened.clear()
+    closed.clear()
+    monkeypatch.setattr("explainers.review.strategies._class_result", lambda *a: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        find_strategies(store, StrategySettings(method="gradcam"))
+    assert len(opened) == 3 and closed == opened  # closed when a class fails too
+    monkeypatch.undo()
     stored = dict(query(store, "SELECT image_id, max FROM maps WHERE method = 'gradcam'")[1])
     assert found.strengths and all(found.strengths[i] == pytest.approx(stored[i], rel=1e-6) for i in found.strengths)
     decoded = {r[0]: float(np.nanmax(decode_raw(r[1], r[2], r[3]), initial=0.0)) for r in query(

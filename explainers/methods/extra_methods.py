@@ -11,7 +11,7 @@ from torch import nn
 
 from . import baselines, perturbation, pixel_attribution, smoothing
 from .guided import saliency
-from .inference_copy import CacheSizedPasses, cache_sized_batch, inference_copy
+from .inference_copy import CacheSizedPasses, accepts_channels_last, cache_sized_batch, inference_copy
 from .layer_split import LayerSplit, split_at
 from .options import MethodOptions
 from .original_cam import class_activation_map, classifier_weights
@@ -114,9 +114,10 @@ def _integrated_gradients(ctx: JobContext, _layer: str) -> list[np.ndarray]:
     # each forward + backward over a few steps: on the CPU the saved activations then stay in the cache
     o, model, batch = ctx.options, ctx.inference_model(differentiable=True), cache_sized_batch(ctx.x, ctx.batch_size)
     x = ctx.x
-    if o.frozen_inference and x.device.type == "cpu":
-        # channels-last steps: the CPU's convolutions and their backward ran IG 10-15% faster (bench_methods);
-        # the attribution moves by float rounding only, as the frozen copy already does
+    if (isinstance(model.model, torch.jit.ScriptModule) and x.device.type == "cpu"
+            and accepts_channels_last(ctx.shared_model, x)):
+        # channels-last steps through the frozen copy: its convolutions and their backward ran IG 10-15%
+        # faster (bench_methods); the attribution moves by float rounding only, as the frozen copy already does
         x = x.contiguous(memory_format=torch.channels_last)
     if o.noise_tunnel is not None:
         attributions = pixel_attribution.noisy_integrated_gradients(

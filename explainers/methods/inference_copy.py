@@ -67,6 +67,28 @@ def optimized_for_inference(frozen: torch.jit.ScriptModule) -> torch.jit.ScriptM
         return torch.jit.optimize_for_inference(frozen)
 
 
+_CHANNELS_LAST: "weakref.WeakKeyDictionary[nn.Module, bool]" = weakref.WeakKeyDictionary()
+
+
+def accepts_channels_last(model: nn.Module, example: torch.Tensor) -> bool:
+    """Whether ``model`` runs on a channels-last input (probed once per model, on one image of ``example``).
+
+    On the CPU, convolutions run faster in that layout, but a forward that flattens with ``.view(b, -1)``
+    (older CNNs' heads) cannot take it: such models get contiguous batches instead of an error.
+    """
+    with _LOCK:
+        if model not in _CHANNELS_LAST:
+            try:
+                with torch.inference_mode():  # the shared model is only read: no hooks, no graph
+                    model(example[:1].contiguous(memory_format=torch.channels_last))
+                _CHANNELS_LAST[model] = True
+            except torch.OutOfMemoryError:
+                raise  # not a property of the model: the caller reports it
+            except RuntimeError:
+                _CHANNELS_LAST[model] = False
+        return _CHANNELS_LAST[model]
+
+
 CHECK_TOLERANCE = 1e-4  # relative to the largest eager value: float rounding of the folded BatchNorm, no more
 
 
