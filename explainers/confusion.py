@@ -177,7 +177,8 @@ def predict_dataset(model: LoadedModel, dataset: Dataset, labels: Mapping[str, i
 def _predict_batch(model: LoadedModel, batch: list[tuple], labels: Mapping[str, int], maps: MapRequest | None,
                    batch_size: int) -> list[ImagePrediction]:
     images = [image for _, image in batch]
-    x = batch_tensor(model, images)  # (B, 3, H, W)
+    with plain_out_of_memory(model.device, "this batch of images"):
+        x = batch_tensor(model, images)  # (B, 3, H, W); the first batch probes the model's layout
     spec = resolve_method(maps.method) if maps is not None else None
     if spec is None or spec.kind != "shared":
         with plain_out_of_memory(model.device, "this batch of images"), torch.inference_mode():

@@ -115,7 +115,7 @@ def _integrated_gradients(ctx: JobContext, _layer: str) -> list[np.ndarray]:
     o, model, batch = ctx.options, ctx.inference_model(differentiable=True), cache_sized_batch(ctx.x, ctx.batch_size)
     x = ctx.x
     if (isinstance(model.model, torch.jit.ScriptModule) and x.device.type == "cpu"
-            and accepts_channels_last(ctx.shared_model, x)):
+            and accepts_channels_last(model.model, x)):  # the frozen copy itself: what the steps run on
         # channels-last steps through the frozen copy: its convolutions and their backward ran IG 10-15%
         # faster (bench_methods); the attribution moves by float rounding only, as the frozen copy already does
         x = x.contiguous(memory_format=torch.channels_last)

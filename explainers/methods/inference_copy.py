@@ -68,6 +68,7 @@ def optimized_for_inference(frozen: torch.jit.ScriptModule) -> torch.jit.ScriptM
 
 
 _CHANNELS_LAST: "weakref.WeakKeyDictionary[nn.Module, bool]" = weakref.WeakKeyDictionary()
+_PROBE_LOCK = threading.Lock()  # its own: a probe's forward must not hold up other models' copies
 
 
 def accepts_channels_last(model: nn.Module, example: torch.Tensor) -> bool:
@@ -76,7 +77,7 @@ def accepts_channels_last(model: nn.Module, example: torch.Tensor) -> bool:
     On the CPU, convolutions run faster in that layout, but a forward that flattens with ``.view(b, -1)``
     (older CNNs' heads) cannot take it: such models get contiguous batches instead of an error.
     """
-    with _LOCK:
+    with _PROBE_LOCK:
         if model not in _CHANNELS_LAST:
             try:
                 with torch.inference_mode():  # the shared model is only read: no hooks, no graph
@@ -84,7 +85,7 @@ def accepts_channels_last(model: nn.Module, example: torch.Tensor) -> bool:
                 _CHANNELS_LAST[model] = True
             except torch.OutOfMemoryError:
                 raise  # not a property of the model: the caller reports it
-            except RuntimeError:
+            except Exception:  # any failure: the contiguous input the model was written for (a real error shows there)
                 _CHANNELS_LAST[model] = False
         return _CHANNELS_LAST[model]
 
