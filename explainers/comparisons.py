@@ -38,7 +38,10 @@ def class_difference(first: CamResult, second: CamResult, size: tuple[int, int],
     return (a - b).astype(np.float32)
 
 
-def colorize_signed(diff: np.ndarray, colormap: str = "RdBu_r") -> np.ndarray:
+SIGNED_COLORMAP = "RdBu_r"  # diverging: blue below 0, white at 0, red above
+
+
+def colorize_signed(diff: np.ndarray, colormap: str = SIGNED_COLORMAP) -> np.ndarray:
     """A map in [-1, 1] colored with a diverging colormap, 0 at its middle; (H, W, 3) uint8."""
     return colorize((np.clip(diff, -1.0, 1.0) + 1.0) / 2.0, colormap)
 

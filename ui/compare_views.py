@@ -12,11 +12,11 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from explainers.comparisons import class_difference, colorize_signed
+from explainers.comparisons import SIGNED_COLORMAP, class_difference
 from explainers.pipeline import explain, on_grid
 from explainers.methods.catalog import list_methods
 from explainers.models.spec import LoadedModel
-from explainers.render import hatch_outside, normalize_maps, overlay
+from explainers.render import normalize_maps, overlay
 from explainers.results import CamResult
 
 from . import loaders, state
@@ -113,13 +113,10 @@ def difference_overlay(image: Image.Image, first: CamResult, second: CamResult, 
         otherwise look white), and that largest difference (in [0, 1]) for the caption.
     """
     diff = class_difference(first, second, (image.height, image.width), preprocessing)
-    outside = np.isnan(diff)
-    diff = np.nan_to_num(diff)
-    largest = float(np.abs(diff).max())
-    rgb = np.asarray(image.convert("RGB"))
-    colored = colorize_signed(diff / largest if largest > 0 else diff).astype(np.float64)
-    blended = np.clip(np.rint((1 - opacity) * rgb.astype(np.float64) + opacity * colored), 0, 255).astype(np.uint8)
-    return hatch_outside(blended, outside, rgb), largest
+    largest = float(np.nanmax(np.abs(diff), initial=0.0))
+    stretched = diff / largest if largest > 0 else diff
+    # -1..1 onto the diverging map's 0..1 (colorize_signed's colors); overlay hatches the NaN outside a crop
+    return overlay(image, (stretched + 1.0) / 2.0, opacity, SIGNED_COLORMAP), largest
 
 
 def grid(cells: Sequence[tuple[np.ndarray | Image.Image, str]], columns: int = COLUMNS) -> None:

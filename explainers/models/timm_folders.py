@@ -14,8 +14,7 @@ import torch
 
 from ..errors import ModelError
 from .spec import ModelSpec, Preprocessing
-from .user import check_state_dict, read_state_dict
-from .weights_check import note_casts, refuse_non_finite
+from .user import load_checked, read_state_dict
 
 _INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 
@@ -76,10 +75,8 @@ def build_timm_folder(folder: Path, random_weights: bool = False) -> torch.nn.Mo
         if not weights.is_file():
             raise ModelError(f"The timm folder {folder} has no model.safetensors; save it with "
                              "timm's save_for_hf(..., safe_serialization=True).")
-        state = check_state_dict(read_state_dict(weights), model, f"{architecture} from {folder.name}")
-        refuse_non_finite(state, f"{folder.name}/{weights.name}")
-        note_casts(state, model, f"{folder.name}/{weights.name}")
-        model.load_state_dict(state)
+        load_checked(model, read_state_dict(weights), f"{architecture} from {folder.name}",
+                     f"{folder.name}/{weights.name}")
     return model.eval()
 
 

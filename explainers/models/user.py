@@ -241,13 +241,18 @@ def load_checkpoint(path: Union[str, Path], architecture: str, num_classes: int,
     """
     if labels is not None:
         read_labels(labels, num_classes)
-    state = read_state_dict(path)
     model = build_architecture(architecture, num_classes)
-    state = check_state_dict(state, model, f"{architecture} with {num_classes} classes")
-    refuse_non_finite(state, Path(path).name)
-    note_casts(state, model, Path(path).name)
-    model.load_state_dict(state)
+    load_checked(model, read_state_dict(path), f"{architecture} with {num_classes} classes", Path(path).name)
     return model
+
+
+def load_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], what: str, file_name: str) -> None:
+    """Load ``state`` into ``model`` after every check a weights file gets: the keys and shapes fit
+    (``what`` names the model in the error), no NaN or infinite values, a note for each cast dtype."""
+    state = check_state_dict(state, model, what)
+    refuse_non_finite(state, file_name)
+    note_casts(state, model, file_name)
+    model.load_state_dict(state)
 
 
 def default_target_layer(architecture: str) -> Optional[str]:

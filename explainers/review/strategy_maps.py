@@ -84,6 +84,13 @@ def _class_filter(choices: StoreChoices, wanted: Optional[tuple[str, ...]]) -> O
     return sorted(set(indices))
 
 
+def _strength(stored_max: Optional[float], raw_map: np.ndarray) -> float:
+    """The map's max as the run stored it (float32); the decoded float16 map's where none was stored."""
+    if stored_max is not None and np.isfinite(stored_max):
+        return float(stored_max)
+    return float(np.nanmax(raw_map, initial=0.0))
+
+
 def load_maps(store: str | Path, settings: "StrategySettings") -> LoadedMaps:
     """The settings' model, layer and classes; ``rows(class)`` reads one class's maps at a time (so a
     large store never holds every class's maps at once). Raises StrategiesError when there is none."""
@@ -123,9 +130,11 @@ def load_maps(store: str | Path, settings: "StrategySettings") -> LoadedMaps:
         if not opened:
             opened.append(connect(store))
         found = opened[0].execute(sql, [settings.method, model, layer, class_index]).fetchall()
-        return [(image_id, raw_map, correct, float(top) if top is not None and np.isfinite(top) else float(np.nanmax(raw_map, initial=0.0)))
-                for image_id, raw, shape, scale, correct, top in found
-                for raw_map in [decode_raw(raw, shape, scale)]]
+        out = []
+        for image_id, raw, shape, scale, correct, top in found:
+            raw_map = decode_raw(raw, shape, scale)
+            out.append((image_id, raw_map, correct, _strength(top, raw_map)))
+        return out
 
     def close() -> None:
         while opened:
